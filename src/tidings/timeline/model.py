@@ -1,0 +1,79 @@
+"""Values the timeline library hands out and takes in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+Message = dict[str, Any]
+
+
+class Direction(StrEnum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored message of a timeline.
+
+    ``seq`` is the entry's position in its timeline (1, 2, 3, …), assigned in the
+    commit that wrote it; ``created_at`` is the commit's clock reading in Unix
+    seconds.
+    """
+
+    timeline_id: str
+    seq: int
+    message: Message
+    created_at: float
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One item of :meth:`Store.append_many`: what to append where."""
+
+    timeline_id: str
+    message: Message
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedAppend:
+    """An :class:`Append` with its message encoded, as a backend receives it.
+
+    Items that carry the same message share one ``body`` object.
+    """
+
+    timeline_id: str
+    body: bytes
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What :meth:`Store.append_many` did.
+
+    When ``replayed`` is false the batch was written and ``entries`` holds one new
+    entry per item, in item order. When it is true, a client id of the batch was
+    already present (the batch is a retry of one committed earlier): nothing was
+    written, and ``entries`` holds the original entries of the items whose client
+    id was found, in item order.
+    """
+
+    entries: tuple[Entry, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of a scan: entries in scan order, and whether more remain past it."""
+
+    entries: tuple[Entry, ...]
+    has_more: bool
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq to pass as the next page's bound, or None for an empty page."""
+        return self.entries[-1].seq if self.entries else None

@@ -1,0 +1,393 @@
+"""The public face of the timeline library: validation, retention, the clock.
+
+A :class:`Store` wraps one :class:`~tidings.timeline.backend.Backend` and is what
+every caller uses. Open one with :func:`open_store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidInput, NotFound, TooLarge
+from .backend import Backend
+from .model import Append, Batch, Direction, EncodedAppend, Entry, Message, Page
+
+log = logging.getLogger(__name__)
+
+# 64 KiB holds a long text message with room for structured fields; larger
+# payloads (files) belong in blob storage with a reference in the message.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+# Ids are keys of every index; 200 characters fits "dm:<user>:<user>" with the
+# longest usernames while keeping index pages dense.
+MAX_TIMELINE_ID_CHARS = 200
+MAX_CLIENT_ID_CHARS = 128
+# A page is read in one statement and held in memory; 1,000 bounds both.
+MAX_SCAN_LIMIT = 1000
+# A purge pass works through this many timelines per transaction so that
+# writers queued behind it are never stalled for long.
+PURGE_SLICE = 200
+
+Clock = Callable[[], float]
+
+
+class Store:
+    """An opened timeline store.
+
+    Timeline ids are strings ``kind:rest`` (``inbox:alice``); the kind selects the
+    retention rule. All methods are coroutines and safe to call concurrently.
+
+    Args:
+        backend: the storage engine.
+        retention: seconds to keep entries, per timeline kind; kinds not named
+            keep entries forever.
+        max_message_bytes: the largest encoded message accepted.
+        clock: returns the current Unix time in seconds (inject it in tests).
+        purge_interval: seconds between background purges of expired entries;
+            None runs no background purge (call :meth:`purge_expired` yourself).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        retention: Mapping[str, float] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        clock: Clock = time.time,
+        purge_interval: float | None = 3600.0,
+    ) -> None:
+        self.backend = backend
+        self.retention = dict(retention or {})
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self._purge_interval = purge_interval
+        self._purger: asyncio.Task[None] | None = None
+
+    async def open(self) -> Store:
+        await self.backend.open()
+        if self.retention and self._purge_interval:
+            self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
+        return self
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
+        await self.backend.close()
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- entries ---------------------------------------------------------------
+
+    async def append(
+        self, timeline_id: str, message: Message, *, client_id: str | None = None
+    ) -> Entry:
+        """Append ``message`` to a timeline; its seq is ``last_seq + 1``.
+
+        Args:
+            timeline_id: the timeline.
+            message: a JSON object (a dict with string keys).
+            client_id: an idempotency key unique within the timeline. When an entry
+                with this key exists, it is returned and nothing is written.
+
+        Returns:
+            The entry as committed (or the original, for a repeated client id).
+
+        Raises:
+            InvalidInput: a bad id, a message that is not a JSON object.
+            TooLarge: the encoded message is over ``max_message_bytes``.
+        """
+        batch = await self.append_many([Append(timeline_id, message, client_id)])
+        return batch.entries[0]
+
+    async def append_many(self, items: Sequence[Append]) -> Batch:
+        """Append entries to many timelines in one atomic commit.
+
+        Every item is validated first; one bad item rejects the batch and nothing
+        is written. Items of the same timeline get consecutive seqs in item order.
+        Identical messages in one batch are stored once (a message fanned out to
+        many inboxes costs one copy).
+
+        When any item's ``client_id`` is already present in its timeline, the
+        batch is a retry of one already committed: nothing is written and the
+        result has ``replayed=True`` (see :class:`Batch`).
+
+        Raises:
+            InvalidInput, TooLarge: as for :meth:`append`.
+        """
+        if not items:
+            raise InvalidInput("append_many needs at least one item")
+        encoded: list[EncodedAppend] = []
+        bodies: dict[int, bytes] = {}  # one encoding per distinct message object
+        for item in items:
+            _check_timeline_id(item.timeline_id)
+            _check_client_id(item.client_id)
+            body = bodies.get(id(item.message))
+            if body is None:
+                body = bodies[id(item.message)] = self.encode(item.message)
+            encoded.append(EncodedAppend(item.timeline_id, body, item.client_id))
+        return await self.backend.append_many(encoded, self.clock())
+
+    async def get(self, timeline_id: str, seq: int) -> Entry | None:
+        """The entry at ``seq``, or None when it is absent, deleted or expired."""
+        _check_timeline_id(timeline_id)
+        _check_seq(seq, "seq")
+        return await self.backend.get(timeline_id, seq, self._cutoff(timeline_id))
+
+    async def update(self, timeline_id: str, seq: int, fields: Message) -> Entry:
+        """Merge ``fields`` into the message at ``seq`` (top-level keys replace).
+
+        Returns:
+            The updated entry (same seq, same ``created_at``).
+
+        Raises:
+            NotFound: no entry at ``seq``.
+            InvalidInput, TooLarge: ``fields`` is not a JSON object, or the merged
+                message is too large. Nothing is written.
+        """
+        _check_timeline_id(timeline_id)
+        _check_seq(seq, "seq")
+        if not isinstance(fields, dict):
+            raise InvalidInput("fields must be a JSON object")
+        entry = await self.backend.update(timeline_id, seq, fields, self.encode)
+        if entry is None:
+            raise NotFound(f"no entry {seq} in timeline {timeline_id!r}")
+        return entry
+
+    async def delete(self, timeline_id: str, seq: int) -> None:
+        """Remove the entry at ``seq``. Deleting an absent entry is not an error;
+        the seq is never handed out again."""
+        _check_timeline_id(timeline_id)
+        _check_seq(seq, "seq")
+        await self.backend.delete(timeline_id, seq)
+
+    async def last_seq(self, timeline_id: str) -> int:
+        """The highest seq ever assigned in the timeline (0 when none was)."""
+        _check_timeline_id(timeline_id)
+        return (await self.backend.heads([timeline_id]))[timeline_id]
+
+    async def heads(self, timeline_ids: Sequence[str]) -> dict[str, int]:
+        """``last_seq`` of many timelines in one read."""
+        for timeline_id in timeline_ids:
+            _check_timeline_id(timeline_id)
+        if not timeline_ids:
+            return {}
+        return await self.backend.heads(list(dict.fromkeys(timeline_ids)))
+
+    async def latest(self, timeline_id: str) -> Entry | None:
+        """The newest readable entry, or None."""
+        page = await self.scan(timeline_id, limit=1, direction=Direction.BACKWARD)
+        return page.entries[0] if page.entries else None
+
+    async def scan(
+        self,
+        timeline_id: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 100,
+        direction: Direction | str = Direction.FORWARD,
+    ) -> Page:
+        """Read a page of a timeline.
+
+        Returns the entries with ``after < seq < before`` (both bounds exclusive,
+        either may be None for open), ascending when ``direction`` is forward and
+        descending when backward, at most ``limit`` of them, and whether more
+        entries remain in the range past the page. Deleted and expired entries are
+        skipped.
+
+        Newest-N is ``scan(t, limit=N, direction="backward")``. To page forward,
+        pass the last seq of a page as the next ``after``; backward, as the next
+        ``before``: every entry is visited exactly once.
+
+        Raises:
+            InvalidInput: a bound that is not a non-negative integer, ``after >=
+                before``, ``limit`` outside 1..1000, an unknown direction.
+        """
+        _check_timeline_id(timeline_id)
+        if after is not None:
+            _check_seq(after, "after", minimum=0)
+        if before is not None:
+            _check_seq(before, "before", minimum=1)
+        if after is not None and before is not None and after >= before:
+            raise InvalidInput(f"empty range: after ({after}) must be below before ({before})")
+        _check_limit(limit)
+        try:
+            forward = Direction(direction) is Direction.FORWARD
+        except ValueError:
+            raise InvalidInput("direction must be 'forward' or 'backward'") from None
+        return await self.backend.scan(
+            timeline_id, after, before, limit, forward, self._cutoff(timeline_id)
+        )
+
+    async def oldest_seq(self, timeline_id: str) -> int:
+        """The lowest seq still readable; ``last_seq + 1`` when none is.
+
+        A reader whose cursor is below ``oldest_seq - 1`` has missed entries that
+        retention (or a delete) removed, and should fall back to another source.
+        """
+        _check_timeline_id(timeline_id)
+        return await self.backend.oldest_seq(timeline_id, self._cutoff(timeline_id))
+
+    async def purge_expired(self) -> int:
+        """Delete every entry past its kind's retention. Returns how many."""
+        total = 0
+        now = self.clock()
+        for kind, ttl in self.retention.items():
+            position: str | None = None
+            while True:
+                deleted, position = await self.backend.purge(kind, now - ttl, position, PURGE_SLICE)
+                total += deleted
+                if position is None:
+                    break
+        return total
+
+    async def _purge_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await self.purge_expired()
+            except Exception:
+                log.exception("purge of expired entries failed; retrying next interval")
+            else:
+                log.info("purged %d expired entries", deleted)
+
+    # -- metadata --------------------------------------------------------------
+
+    async def get_meta(self, timeline_id: str) -> dict[str, Any] | None:
+        """The metadata record of a timeline, or None."""
+        _check_timeline_id(timeline_id)
+        return await self.backend.get_meta(timeline_id)
+
+    async def put_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> None:
+        """Store ``fields`` as the record, replacing any previous one."""
+        _check_timeline_id(timeline_id)
+        self.encode(fields)
+        await self.backend.put_meta(timeline_id, fields)
+
+    async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``fields`` into the record (a None value removes that key),
+        creating it when absent. Returns the merged record."""
+        _check_timeline_id(timeline_id)
+        self.encode(fields)
+        return await self.backend.update_meta(timeline_id, fields)
+
+    async def delete_meta(self, timeline_id: str) -> None:
+        """Remove the record; absent is not an error."""
+        _check_timeline_id(timeline_id)
+        await self.backend.delete_meta(timeline_id)
+
+    async def find_meta(
+        self,
+        prefix: str = "",
+        *,
+        where: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Records whose timeline id starts with ``prefix`` and whose fields equal
+        every item of ``where`` (strings, numbers, booleans), ordered by id.
+
+        Page with ``after`` set to the last id of the previous page.
+        """
+        if not isinstance(prefix, str):
+            raise InvalidInput("prefix must be a string")
+        _check_limit(limit)
+        where = dict(where or {})
+        for key, value in where.items():
+            if not isinstance(value, str | int | float | bool) or value is None:
+                raise InvalidInput(f"where[{key!r}] must be a string, number or boolean")
+        return await self.backend.find_meta(prefix, where, after, limit)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def encode(self, message: Mapping[str, Any]) -> bytes:
+        """Encode a message for storage, or raise InvalidInput / TooLarge."""
+        if not isinstance(message, dict):
+            raise InvalidInput("a message must be a JSON object")
+        try:
+            body = orjson.dumps(message)
+        except TypeError as exc:
+            raise InvalidInput(f"a message must be plain JSON: {exc}") from None
+        if len(body) > self.max_message_bytes:
+            raise TooLarge(
+                f"message is {len(body)} bytes; the limit is {self.max_message_bytes}",
+                limit=self.max_message_bytes,
+            )
+        return body
+
+    def _cutoff(self, timeline_id: str) -> float | None:
+        ttl = self.retention.get(timeline_id.partition(":")[0])
+        return None if ttl is None else self.clock() - ttl
+
+
+def _check_timeline_id(timeline_id: object) -> None:
+    if not isinstance(timeline_id, str) or not timeline_id:
+        raise InvalidInput("a timeline id must be a non-empty string")
+    if len(timeline_id) > MAX_TIMELINE_ID_CHARS:
+        raise InvalidInput(f"a timeline id is at most {MAX_TIMELINE_ID_CHARS} characters")
+
+
+def _check_client_id(client_id: object) -> None:
+    if client_id is None:
+        return
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
+        raise InvalidInput(f"a client id must be a string of 1 to {MAX_CLIENT_ID_CHARS} characters")
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SCAN_LIMIT:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_SCAN_LIMIT}")
+
+
+def _check_seq(seq: object, name: str, minimum: int = 1) -> None:
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidInput(f"{name} must be an integer")
+    if seq < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum}")
+
+
+async def open_store(url: str, **options: Any) -> Store:
+    """Open the store at ``url`` and apply pending migrations.
+
+    ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` (the embedded
+    default) or ``postgresql://user@host:port/db``. ``options`` go to
+    :class:`Store` (retention, max_message_bytes, clock, purge_interval), except
+    ``synchronous`` (SQLite: "FULL" or "NORMAL").
+    """
+    backend: Backend
+    if url.startswith("sqlite://"):
+        from .sqlite import SQLiteBackend
+
+        path = url.removeprefix("sqlite://")
+        if path.startswith("/"):
+            path = path[1:]
+        if not path:
+            raise InvalidInput("a sqlite URL names a file: sqlite:///path/to/file.db")
+        backend = SQLiteBackend(path, synchronous=options.pop("synchronous", "FULL"))
+    elif url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresBackend
+
+        options.pop("synchronous", None)
+        backend = PostgresBackend(url)
+    else:
+        raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:/// or postgresql://")
+    return await Store(backend, **options).open()
