@@ -20,7 +20,8 @@ class Entry:
 
     ``seq`` is the entry's position in its timeline (1, 2, 3, …), assigned in the
     commit that wrote it; ``created_at`` is the commit's clock reading in Unix
-    seconds.
+    seconds. ``ref`` is the ``(timeline_id, seq)`` of the entry this one was
+    appended alongside and points at (see :class:`Append`), or None.
     """
 
     timeline_id: str
@@ -28,15 +29,23 @@ class Entry:
     message: Message
     created_at: float
     client_id: str | None = None
+    ref: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """One item of :meth:`Store.append_many`: what to append where."""
+    """One item of :meth:`Store.append_many`: what to append where.
+
+    ``ref`` is the index of an earlier item of the same batch; the new entry then
+    records that item's timeline id and assigned seq as its ``Entry.ref``. This
+    is how a fan-out entry (an inbox row) points at the history entry it copies
+    without knowing its seq in advance.
+    """
 
     timeline_id: str
     message: Message
     client_id: str | None = None
+    ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class EncodedAppend:
     timeline_id: str
     body: bytes
     client_id: str | None
+    ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ MIGRATIONS: list[list[str]] = [
             body_id INTEGER NOT NULL,
             created_at REAL NOT NULL,
             client_id TEXT,
+            ref_timeline TEXT,
+            ref_seq INTEGER,
             PRIMARY KEY (timeline_id, seq)
         ) WITHOUT ROWID""",
         """CREATE UNIQUE INDEX entries_client_id ON entries (timeline_id, client_id)
@@ -205,14 +207,15 @@ class SQLiteBackend:
     ) -> Entry | None:
         def write(conn: sqlite3.Connection) -> Entry | None:
             row = conn.execute(
-                "SELECT e.body_id, e.created_at, e.client_id, b.data, b.refs"
+                "SELECT e.body_id, e.created_at, e.client_id, e.ref_timeline, e.ref_seq,"
+                " b.data, b.refs"
                 " FROM entries e JOIN bodies b ON b.id = e.body_id"
                 " WHERE e.timeline_id = ? AND e.seq = ?",
                 (timeline_id, seq),
             ).fetchone()
             if row is None:
                 return None
-            body_id, created_at, client_id, data, refs = row
+            body_id, created_at, client_id, ref_timeline, ref_seq, data, refs = row
             message = orjson.loads(data)
             message.update(fields)
             body = encode(message)
@@ -227,7 +230,8 @@ class SQLiteBackend:
                     "UPDATE entries SET body_id = ? WHERE timeline_id = ? AND seq = ?",
                     (new_id, timeline_id, seq),
                 )
-            return Entry(timeline_id, seq, message, created_at, client_id)
+            ref = None if ref_timeline is None else (ref_timeline, ref_seq)
+            return Entry(timeline_id, seq, message, created_at, client_id, ref)
 
         return await self._write(write)
 
@@ -404,7 +408,7 @@ class SQLiteBackend:
 # -- jobs run on the writer thread ----------------------------------------------
 
 _SELECT_ENTRIES = (
-    "SELECT e.seq, e.created_at, e.client_id, b.data"
+    "SELECT e.seq, e.created_at, e.client_id, e.ref_timeline, e.ref_seq, b.data"
     " FROM entries e JOIN bodies b ON b.id = e.body_id WHERE e.timeline_id = ?"
 )
 _SELECT_ENTRY = _SELECT_ENTRIES + " AND e.seq = ?"
@@ -412,8 +416,9 @@ _SELECT_BY_CLIENT_ID = _SELECT_ENTRIES + " AND e.client_id = ?"
 
 
 def _entry(timeline_id: str, row: tuple[Any, ...]) -> Entry:
-    seq, created_at, client_id, data = row
-    return Entry(timeline_id, seq, orjson.loads(data), created_at, client_id)
+    seq, created_at, client_id, ref_timeline, ref_seq, data = row
+    ref = None if ref_timeline is None else (ref_timeline, ref_seq)
+    return Entry(timeline_id, seq, orjson.loads(data), created_at, client_id, ref)
 
 
 def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: float) -> Batch:
@@ -447,12 +452,20 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
     for item in items:
         seq = next_seq[item.timeline_id]
         next_seq[item.timeline_id] = seq + 1
-        rows.append((item.timeline_id, seq, body_ids[item.body], now, item.client_id))
-        entries.append(Entry(item.timeline_id, seq, messages[item.body], now, item.client_id))
+        ref = None
+        if item.ref is not None:
+            target = entries[item.ref]
+            ref = (target.timeline_id, target.seq)
+        rows.append(
+            (item.timeline_id, seq, body_ids[item.body], now, item.client_id)
+            + (ref or (None, None))
+        )
+        entries.append(Entry(item.timeline_id, seq, messages[item.body], now, item.client_id, ref))
     try:
         conn.executemany(
-            "INSERT INTO entries (timeline_id, seq, body_id, created_at, client_id)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO entries"
+            " (timeline_id, seq, body_id, created_at, client_id, ref_timeline, ref_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     except sqlite3.IntegrityError:

@@ -137,13 +137,19 @@ class Store:
             raise InvalidInput("append_many needs at least one item")
         encoded: list[EncodedAppend] = []
         bodies: dict[int, bytes] = {}  # one encoding per distinct message object
-        for item in items:
+        for index, item in enumerate(items):
             _check_timeline_id(item.timeline_id)
             _check_client_id(item.client_id)
+            if item.ref is not None and (
+                isinstance(item.ref, bool)
+                or not isinstance(item.ref, int)
+                or not 0 <= item.ref < index
+            ):
+                raise InvalidInput(f"item {index}: ref must be the index of an earlier item")
             body = bodies.get(id(item.message))
             if body is None:
                 body = bodies[id(item.message)] = self.encode(item.message)
-            encoded.append(EncodedAppend(item.timeline_id, body, item.client_id))
+            encoded.append(EncodedAppend(item.timeline_id, body, item.client_id, item.ref))
         return await self.backend.append_many(encoded, self.clock())
 
     async def get(self, timeline_id: str, seq: int) -> Entry | None:

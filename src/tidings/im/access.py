@@ -1,0 +1,100 @@
+"""The access checks every path calls: who may read and who may post where.
+
+Rules:
+- A direct conversation ``dm:a:b`` is readable by ``a`` and ``b``, whole.
+  ``a`` may post unless ``b`` blocked ``a``, or ``b`` accepts direct messages
+  from contacts only and ``a`` is not one.
+- A group conversation is readable by a member from the seq of the system
+  message that recorded their joining up to the one that recorded their
+  leaving (inclusive): history from before they joined is not theirs, and
+  after they left they keep what they saw. Only current members post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Forbidden
+from . import names
+from .context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The seqs of a conversation a user may read: ``first <= seq <= last``."""
+
+    first: int
+    last: int | None = None
+
+    def clip(self, after: int | None, before: int | None) -> tuple[int, int | None] | None:
+        """Narrow exclusive scan bounds to the window; None when nothing is left."""
+        low = max(after or 0, self.first - 1)
+        high = before
+        if self.last is not None:
+            high = self.last + 1 if high is None else min(high, self.last + 1)
+        if high is not None and low + 1 >= high:
+            return None
+        return low, high
+
+
+async def membership(ctx: Context, user: str, gid: str) -> dict[str, Any] | None:
+    """The user's membership record of a group (current or past), or None."""
+    return await ctx.store.get_meta(f"membership:{user}:{gid}")
+
+
+async def read_window(ctx: Context, user: str, conversation: str) -> Window:
+    """What of ``conversation`` the user may read.
+
+    Raises:
+        Forbidden: not a party to the conversation.
+    """
+    if names.is_group(conversation):
+        record = await membership(ctx, user, names.group_of(conversation))
+        if record is None or record.get("joined_seq") is None:
+            raise Forbidden("you are not a member of this group", conversation=conversation)
+        if not record.get("active") and record.get("left_seq") is None:
+            raise Forbidden("you are leaving this group", conversation=conversation)
+        return Window(record["joined_seq"], None if record.get("active") else record["left_seq"])
+    if user not in names.dm_members(conversation):
+        raise Forbidden("this conversation is not yours", conversation=conversation)
+    return Window(1)
+
+
+async def check_dm_allowed(ctx: Context, sender: str, recipient: str) -> None:
+    """Raise Forbidden when ``sender`` may not message ``recipient`` directly."""
+    profile = await ctx.require_user(recipient)
+    if sender == recipient:
+        return
+    if await ctx.store.get_meta(f"block:{recipient}:{sender}") is not None:
+        raise Forbidden("this user does not accept your messages", user=recipient)
+    if profile is None:
+        profile = await ctx.store.get_meta(f"user:{recipient}") or {}
+    if profile.get("dm_policy") == "contacts":
+        contact = await ctx.store.get_meta(f"contact:{recipient}:{sender}")
+        if contact is None or contact.get("state") != "accepted":
+            raise Forbidden("this user accepts messages from contacts only", user=recipient)
+
+
+async def require_member(ctx: Context, user: str, gid: str) -> dict[str, Any]:
+    """The user's current membership record.
+
+    Raises:
+        Forbidden: not a current member.
+    """
+    record = await membership(ctx, user, gid)
+    if record is None or not record.get("active"):
+        raise Forbidden("you are not a member of this group", group=gid)
+    return record
+
+
+async def require_role(ctx: Context, user: str, gid: str, *roles: str) -> dict[str, Any]:
+    """The user's current membership record, which must have one of ``roles``.
+
+    Raises:
+        Forbidden: not a member, or a member without the role.
+    """
+    record = await require_member(ctx, user, gid)
+    if record.get("role") not in roles:
+        raise Forbidden(f"only a group {' or '.join(roles)} may do this", group=gid)
+    return record

@@ -1,0 +1,55 @@
+"""What every IM action works with: the store, the settings, the clock, publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import NotFound
+from ..timeline import Store
+from . import names
+from .events import Delivery, Publish
+from .settings import IMSettings
+
+
+def _discard(_: Delivery) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class Context:
+    store: Store
+    settings: IMSettings = field(default_factory=IMSettings)
+    publish: Publish = _discard
+    # Users and DM conversations are never deleted, so "exists" answers can be
+    # cached for the life of the process, on every node alike.
+    known_users: set[str] = field(default_factory=set)
+    known_dms: set[str] = field(default_factory=set)
+
+    def now(self) -> float:
+        return self.store.clock()
+
+    async def require_user(self, username: str) -> dict[str, Any] | None:
+        """Check that ``username`` exists; returns its profile when it was read.
+
+        Raises:
+            NotFound: no such user.
+        """
+        if username in self.known_users:
+            return None
+        profile = await self.store.get_meta(f"user:{username}")
+        if profile is None:
+            raise NotFound(f"no user {username!r}", field="username")
+        self.known_users.add(username)
+        return profile
+
+    async def group_record(self, gid: str) -> dict[str, Any]:
+        """The group's record.
+
+        Raises:
+            NotFound: no such group.
+        """
+        record = await self.store.get_meta(names.group(gid))
+        if record is None:
+            raise NotFound(f"no group {gid!r}", field="group")
+        return record

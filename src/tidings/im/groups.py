@@ -1,0 +1,269 @@
+"""Groups: creation, membership, roles.
+
+A group is a record ``group:<gid>`` (name, type, description, owner,
+member_count) and a history timeline of the same id. Each member has a record
+``member:<gid>:<u>`` (current members, for fan-out and listing) and
+``membership:<u>:<gid>`` (current and past, for the read window and the user's
+group list). Every membership change is a ``system`` entry of the group's
+history, fanned out like a message, so members' devices see it in order.
+
+Types: ``open`` groups are joinable and findable by anyone; ``closed`` groups
+take members only when an owner or admin adds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import defaultdict
+from typing import Any
+
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from . import access, names
+from .context import Context
+from .messaging import append_to_conversation, audience, group_members, new_message_id
+
+GROUP_TYPES = ("open", "closed")
+ROLES = ("owner", "admin", "member")
+MAX_NAME_CHARS = 64
+MAX_DESCRIPTION_CHARS = 500
+# Membership changes of one group are serialised in this process so that the
+# member count and the join/leave points stay consistent.
+_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def _fields(name: object = None, type: object = None, description: object = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if name is not None:
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+            raise InvalidInput(f"a group name is 1 to {MAX_NAME_CHARS} characters", field="name")
+        fields["name"] = name.strip()
+    if type is not None:
+        if type not in GROUP_TYPES:
+            raise InvalidInput("a group type is 'open' or 'closed'", field="type")
+        fields["type"] = type
+    if description is not None:
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+            raise InvalidInput(
+                f"a description is at most {MAX_DESCRIPTION_CHARS} characters", field="description"
+            )
+        fields["description"] = description
+    return fields
+
+
+async def create(
+    ctx: Context,
+    owner: str,
+    name: str,
+    *,
+    type: str = "closed",
+    description: str = "",
+    gid: str | None = None,
+    members: list[str] | None = None,
+) -> dict[str, Any]:
+    """Create a group with ``owner`` as its owner and ``members`` added.
+
+    Returns:
+        The group's record, with its ``id``.
+
+    Raises:
+        InvalidInput: bad name, type, description or id. Conflict: the id is taken.
+        NotFound: a member does not exist.
+    """
+    fields = _fields(name, type, description)
+    gid = names.group_id(gid) if gid is not None else "g" + secrets.token_hex(6)
+    for member in members or []:
+        await ctx.require_user(names.username(member))
+    async with _locks[gid]:
+        if await ctx.store.get_meta(names.group(gid)) is not None:
+            raise Conflict(f"the group id {gid!r} is taken", field="group_id")
+        record = {**fields, "owner": owner, "created_at": ctx.now(), "member_count": 0}
+        await ctx.store.put_meta(names.group(gid), record)
+        await _admit(ctx, gid, owner, "owner", by=owner, event="created")
+        for member in dict.fromkeys(names.username(m) for m in members or []):
+            if member != owner:
+                await _admit(ctx, gid, member, "member", by=owner, event="added")
+    return await info(ctx, owner, gid)
+
+
+async def info(ctx: Context, user: str, gid: str) -> dict[str, Any]:
+    """The group's record, for members of any group and anyone for open groups.
+
+    Raises:
+        NotFound: no such group, or a closed group the user is not in.
+    """
+    record = await ctx.store.get_meta(names.group(gid))
+    if record is None:
+        raise NotFound(f"no group {gid!r}")
+    if record["type"] != "open":
+        mine = await access.membership(ctx, user, gid)
+        if mine is None or not mine.get("active"):
+            raise NotFound(f"no group {gid!r}")
+    return {"id": gid, "conversation": names.group(gid), **record}
+
+
+async def update(ctx: Context, actor: str, gid: str, **changes: Any) -> dict[str, Any]:
+    """Change name, type or description (owner or admin)."""
+    fields = _fields(**changes)
+    if not fields:
+        raise InvalidInput("nothing to change")
+    await access.require_role(ctx, actor, gid, "owner", "admin")
+    await ctx.store.update_meta(names.group(gid), fields)
+    await _announce(ctx, gid, {"event": "updated", "by": actor, "changes": fields})
+    return await info(ctx, actor, gid)
+
+
+async def add_members(ctx: Context, actor: str, gid: str, users: list[str]) -> None:
+    """Add users (owner or admin; in open groups any member)."""
+    record = await ctx.group_record(gid)
+    if record["type"] == "open":
+        await access.require_member(ctx, actor, gid)
+    else:
+        await access.require_role(ctx, actor, gid, "owner", "admin")
+    for raw in users:
+        user = names.username(raw)
+        await ctx.require_user(user)
+        async with _locks[gid]:
+            current = await access.membership(ctx, user, gid)
+            if current is None or not current.get("active"):
+                await _admit(ctx, gid, user, "member", by=actor, event="added")
+
+
+async def join(ctx: Context, user: str, gid: str) -> None:
+    """Join an open group. Joining a group one is in changes nothing.
+
+    Raises:
+        NotFound: no such group (closed groups look absent to outsiders).
+    """
+    record = await ctx.store.get_meta(names.group(gid))
+    if record is None or record["type"] != "open":
+        raise NotFound(f"no open group {gid!r}")
+    async with _locks[gid]:
+        current = await access.membership(ctx, user, gid)
+        if current is None or not current.get("active"):
+            await _admit(ctx, gid, user, "member", by=user, event="joined")
+
+
+async def leave(ctx: Context, user: str, gid: str) -> None:
+    """Leave a group. The owner must hand ownership over first, unless alone."""
+    async with _locks[gid]:
+        mine = await access.require_member(ctx, user, gid)
+        if mine["role"] == "owner" and (await ctx.group_record(gid))["member_count"] > 1:
+            raise Conflict("the owner must transfer ownership before leaving")
+        await _dismiss(ctx, gid, user, by=user, event="left")
+
+
+async def remove_member(ctx: Context, actor: str, gid: str, user: str) -> None:
+    """Remove a member (admins remove members; the owner removes anyone)."""
+    mine = await access.require_role(ctx, actor, gid, "owner", "admin")
+    async with _locks[gid]:
+        theirs = await access.membership(ctx, user, gid)
+        if theirs is None or not theirs.get("active"):
+            raise NotFound(f"{user!r} is not a member")
+        if theirs["role"] == "owner" or (theirs["role"] == "admin" and mine["role"] != "owner"):
+            raise Forbidden("only the owner may remove an admin; nobody removes the owner")
+        await _dismiss(ctx, gid, user, by=actor, event="removed")
+
+
+async def set_role(ctx: Context, actor: str, gid: str, user: str, role: str) -> None:
+    """Make a member an admin or a plain member (owner only)."""
+    if role not in ("admin", "member"):
+        raise InvalidInput("role is 'admin' or 'member'", field="role")
+    await access.require_role(ctx, actor, gid, "owner")
+    async with _locks[gid]:
+        theirs = await access.require_member(ctx, user, gid)
+        if theirs["role"] == "owner":
+            raise Forbidden("the owner's role changes only by transferring ownership")
+        await _set_role(ctx, gid, user, role)
+    await _announce(ctx, gid, {"event": "role", "user": user, "role": role, "by": actor})
+
+
+async def transfer_ownership(ctx: Context, owner: str, gid: str, new_owner: str) -> None:
+    """Hand the group to another member; the old owner becomes an admin."""
+    await access.require_role(ctx, owner, gid, "owner")
+    async with _locks[gid]:
+        await access.require_member(ctx, new_owner, gid)
+        await _set_role(ctx, gid, new_owner, "owner")
+        await _set_role(ctx, gid, owner, "admin")
+        await ctx.store.update_meta(names.group(gid), {"owner": new_owner})
+    await _announce(ctx, gid, {"event": "owner", "user": new_owner, "by": owner})
+
+
+async def members(ctx: Context, user: str, gid: str) -> list[dict[str, Any]]:
+    """The current members with their roles (visible to members; open groups
+    to anyone)."""
+    await info(ctx, user, gid)
+    found = []
+    for member in await group_members(ctx, gid):
+        record = await ctx.store.get_meta(f"member:{gid}:{member}") or {}
+        found.append({"username": member, "role": record.get("role", "member")})
+    return found
+
+
+async def groups_of(ctx: Context, user: str) -> list[dict[str, Any]]:
+    """The groups the user is a current member of, with their role."""
+    found = []
+    prefix = f"membership:{user}:"
+    for record_id, record in await _all_meta(ctx, prefix):
+        if record.get("active"):
+            gid = record_id.removeprefix(prefix)
+            group = await ctx.store.get_meta(names.group(gid)) or {}
+            found.append(
+                {"id": gid, "conversation": names.group(gid), "role": record["role"], **group}
+            )
+    return found
+
+
+async def _all_meta(ctx: Context, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    after: str | None = None
+    while True:
+        page = await ctx.store.find_meta(prefix, after=after, limit=1000)
+        found += page
+        if len(page) < 1000:
+            return found
+        after = page[-1][0]
+
+
+async def _admit(ctx: Context, gid: str, user: str, role: str, *, by: str, event: str) -> None:
+    """Make ``user`` a member: records first (so the announcement reaches them),
+    then the announcement, whose seq is where their history begins."""
+    group = await ctx.group_record(gid)
+    if group["member_count"] >= ctx.settings.max_group_members:
+        raise Conflict(f"the group is full ({ctx.settings.max_group_members} members)")
+    head = await ctx.store.last_seq(names.group(gid))
+    record = {"role": role, "active": True, "joined_seq": head + 1, "left_seq": None}
+    await ctx.store.put_meta(f"membership:{user}:{gid}", record)
+    await ctx.store.put_meta(f"member:{gid}:{user}", {"role": role})
+    await ctx.store.update_meta(names.group(gid), {"member_count": group["member_count"] + 1})
+    await _announce(ctx, gid, {"event": event, "user": user, "by": by, "role": role})
+
+
+async def _dismiss(ctx: Context, gid: str, user: str, *, by: str, event: str) -> None:
+    """End a membership: stop fan-out to the user first, then announce it to the
+    remaining members and to the user, whose history ends at the announcement."""
+    group = await ctx.group_record(gid)
+    await ctx.store.update_meta(f"membership:{user}:{gid}", {"active": False})
+    await ctx.store.delete_meta(f"member:{gid}:{user}")
+    await ctx.store.update_meta(names.group(gid), {"member_count": group["member_count"] - 1})
+    seq = await _announce(ctx, gid, {"event": event, "user": user, "by": by}, direct=(user,))
+    await ctx.store.update_meta(f"membership:{user}:{gid}", {"left_seq": seq})
+
+
+async def _set_role(ctx: Context, gid: str, user: str, role: str) -> None:
+    await ctx.store.update_meta(f"membership:{user}:{gid}", {"role": role})
+    await ctx.store.update_meta(f"member:{gid}:{user}", {"role": role})
+
+
+async def _announce(
+    ctx: Context, gid: str, event: dict[str, Any], *, direct: tuple[str, ...] = ()
+) -> int:
+    """Append a system entry to the group's history, fanned out; returns its seq."""
+    conversation = names.group(gid)
+    recipients, read_fanout = await audience(ctx, conversation)
+    now = ctx.now()
+    body = {"kind": "system", "id": new_message_id(now), "from": event["by"], "ts": now, **event}
+    entry, _ = await append_to_conversation(
+        ctx, conversation, body, recipients, read_fanout=read_fanout, direct=direct
+    )
+    return entry.seq
