@@ -151,11 +151,13 @@ async def login(ctx: Context, username: str, password: str, device_name: str = "
     digest = _digest(token)
     now = ctx.now()
     expires_at = now + ctx.settings.session_ttl
-    # Start the new device at the inbox head: it loads history per conversation.
-    cursor = await ctx.store.last_seq(names.inbox(username))
+    # A new device starts at the beginning of the inbox, so it receives what
+    # arrived while the user had no device online (as far back as the inbox
+    # keeps). A client that prefers to start from the conversation list may
+    # sync from the inbox head instead.
     await ctx.store.put_meta(
         f"device:{username}:{device}",
-        {"name": device_name, "created_at": now, "cursor": cursor, "token": digest},
+        {"name": device_name, "created_at": now, "cursor": 0, "token": digest},
     )
     await ctx.store.put_meta(
         f"token:{digest}", {"user": username, "device": device, "expires_at": expires_at}
