@@ -25,6 +25,10 @@ class Context:
     # cached for the life of the process, on every node alike.
     known_users: set[str] = field(default_factory=set)
     known_dms: set[str] = field(default_factory=set)
+    # Member lists of read-fan-out groups, used only to address pushes (an
+    # optimisation: sync is the truth), so they may be a few seconds stale.
+    # gid -> (read at, members)
+    push_audiences: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
 
     def now(self) -> float:
         return self.store.clock()

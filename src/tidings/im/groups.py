@@ -27,6 +27,9 @@ GROUP_TYPES = ("open", "closed")
 ROLES = ("owner", "admin", "member")
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 500
+# Adding thousands of members at once is announced in entries of this many
+# names, each well under the store's message size limit.
+ANNOUNCE_USERS = 500
 # Membership changes of one group are serialised in this process so that the
 # member count and the join/leave points stay consistent.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -72,17 +75,18 @@ async def create(
     """
     fields = _fields(name, type, description)
     gid = names.group_id(gid) if gid is not None else "g" + secrets.token_hex(6)
-    for member in members or []:
-        await ctx.require_user(names.username(member))
+    invited = [names.username(m) for m in members or []]
+    for member in invited:
+        await ctx.require_user(member)
     async with _locks[gid]:
         if await ctx.store.get_meta(names.group(gid)) is not None:
             raise Conflict(f"the group id {gid!r} is taken", field="group_id")
         record = {**fields, "owner": owner, "created_at": ctx.now(), "member_count": 0}
         await ctx.store.put_meta(names.group(gid), record)
-        await _admit(ctx, gid, owner, "owner", by=owner, event="created")
-        for member in dict.fromkeys(names.username(m) for m in members or []):
-            if member != owner:
-                await _admit(ctx, gid, member, "member", by=owner, event="added")
+        await _admit(ctx, gid, [owner], "owner", by=owner, event="created")
+        others = [m for m in dict.fromkeys(invited) if m != owner]
+        if others:
+            await _admit(ctx, gid, others, "member", by=owner, event="added")
     return await info(ctx, owner, gid)
 
 
@@ -120,13 +124,17 @@ async def add_members(ctx: Context, actor: str, gid: str, users: list[str]) -> N
         await access.require_member(ctx, actor, gid)
     else:
         await access.require_role(ctx, actor, gid, "owner", "admin")
-    for raw in users:
-        user = names.username(raw)
+    invited = [names.username(raw) for raw in users]
+    for user in invited:
         await ctx.require_user(user)
-        async with _locks[gid]:
+    async with _locks[gid]:
+        new = []
+        for user in dict.fromkeys(invited):
             current = await access.membership(ctx, user, gid)
             if current is None or not current.get("active"):
-                await _admit(ctx, gid, user, "member", by=actor, event="added")
+                new.append(user)
+        if new:
+            await _admit(ctx, gid, new, "member", by=actor, event="added")
 
 
 async def join(ctx: Context, user: str, gid: str) -> None:
@@ -141,7 +149,7 @@ async def join(ctx: Context, user: str, gid: str) -> None:
     async with _locks[gid]:
         current = await access.membership(ctx, user, gid)
         if current is None or not current.get("active"):
-            await _admit(ctx, gid, user, "member", by=user, event="joined")
+            await _admit(ctx, gid, [user], "member", by=user, event="joined")
 
 
 async def leave(ctx: Context, user: str, gid: str) -> None:
@@ -225,24 +233,32 @@ async def _all_meta(ctx: Context, prefix: str) -> list[tuple[str, dict[str, Any]
         after = page[-1][0]
 
 
-async def _admit(ctx: Context, gid: str, user: str, role: str, *, by: str, event: str) -> None:
-    """Make ``user`` a member: records first (so the announcement reaches them),
-    then the announcement, whose seq is where their history begins."""
+async def _admit(
+    ctx: Context, gid: str, users: list[str], role: str, *, by: str, event: str
+) -> None:
+    """Make ``users`` members: records first (so the announcement reaches them),
+    then one announcement; their history begins right after the head read here."""
     group = await ctx.group_record(gid)
-    if group["member_count"] >= ctx.settings.max_group_members:
+    if group["member_count"] + len(users) > ctx.settings.max_group_members:
         raise Conflict(f"the group is full ({ctx.settings.max_group_members} members)")
     head = await ctx.store.last_seq(names.group(gid))
     record = {"role": role, "active": True, "joined_seq": head + 1, "left_seq": None}
-    await ctx.store.put_meta(f"membership:{user}:{gid}", record)
-    await ctx.store.put_meta(f"member:{gid}:{user}", {"role": role})
-    await ctx.store.update_meta(names.group(gid), {"member_count": group["member_count"] + 1})
-    await _announce(ctx, gid, {"event": event, "user": user, "by": by, "role": role})
+    for user in users:
+        await ctx.store.put_meta(f"membership:{user}:{gid}", record)
+        await ctx.store.put_meta(f"member:{gid}:{user}", {"role": role})
+    count = group["member_count"] + len(users)
+    ctx.push_audiences.pop(gid, None)
+    await ctx.store.update_meta(names.group(gid), {"member_count": count})
+    for start in range(0, len(users), ANNOUNCE_USERS):
+        chunk = users[start : start + ANNOUNCE_USERS]
+        await _announce(ctx, gid, {"event": event, "users": chunk, "by": by, "role": role})
 
 
 async def _dismiss(ctx: Context, gid: str, user: str, *, by: str, event: str) -> None:
     """End a membership: stop fan-out to the user first, then announce it to the
     remaining members and to the user, whose history ends at the announcement."""
     group = await ctx.group_record(gid)
+    ctx.push_audiences.pop(gid, None)
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"active": False})
     await ctx.store.delete_meta(f"member:{gid}:{user}")
     await ctx.store.update_meta(names.group(gid), {"member_count": group["member_count"] - 1})

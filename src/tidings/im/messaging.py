@@ -24,6 +24,10 @@ CONTENT_KINDS = ("text", "data")
 MENTION_RE = re.compile(r"@([a-z0-9][a-z0-9_.-]{2,31})")
 # Member lists are read in pages of this size.
 MEMBER_PAGE = 1000
+# How long a large group's member list is reused to address pushes. Members
+# added since then still get everything by sync; one removed since then gets
+# at most a "new messages" hint it cannot read.
+PUSH_AUDIENCE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +102,21 @@ async def append_to_conversation(
 
 
 async def audience(ctx: Context, conversation: str) -> tuple[list[str], bool]:
-    """Who receives a conversation's entries, and whether it uses read fan-out."""
-    if names.is_group(conversation):
-        members = await group_members(ctx, names.group_of(conversation))
-        return members, len(members) > ctx.settings.write_fanout_max
-    return list(names.dm_members(conversation)), False
+    """Who receives a conversation's entries, and whether it uses read fan-out.
+
+    Write fan-out needs the exact member list (it decides whose inboxes get the
+    entry). Read fan-out needs it only to address pushes, so a large group's
+    list is reused for ``PUSH_AUDIENCE_SECONDS``.
+    """
+    if not names.is_group(conversation):
+        return list(names.dm_members(conversation)), False
+    gid = names.group_of(conversation)
+    if (await ctx.group_record(gid))["member_count"] <= ctx.settings.write_fanout_max:
+        return await group_members(ctx, gid), False
+    cached = ctx.push_audiences.get(gid)
+    if cached is None or ctx.now() - cached[0] > PUSH_AUDIENCE_SECONDS:
+        cached = ctx.push_audiences[gid] = (ctx.now(), tuple(await group_members(ctx, gid)))
+    return list(cached[1]), True
 
 
 async def send(
