@@ -5,7 +5,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install clean
+.PHONY: run test lint format bench install clean web
+
+# The web client (web/) is built into web/dist, which `tidings serve` serves at
+# `/`; rebuilt when a source or the lock file is newer than the build. Needs
+# Node.js (npm); without it the server still runs and says the client is not built.
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/package.json \
+	web/tsconfig.json web/vite.config.ts
+WEB_DEPS := web/node_modules/.package-lock.json
+
+$(WEB_DEPS): web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && npm ci --no-audit --no-fund; \
+	else echo "npm not found: install Node.js >= 20.19 to build the web client"; fi
+
+web/dist/index.html: $(WEB_DEPS) $(WEB_SOURCES)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && npm run build; \
+	else echo "npm not found: the web client (web/dist) is not built"; fi
+
+web: web/dist/index.html
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +34,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) web/dist/index.html
 	$(BIN)/tidings serve
 
-test: $(STAMP)
+test: $(STAMP) web/dist/index.html
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -34,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/tidings bench timeline --backend sqlite
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info web/dist web/node_modules

@@ -15,6 +15,14 @@ from collections.abc import Sequence
 # (command words, module, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("serve",), "tidings.serve", "run the server"),
+    (("admin", "create-user"), "tidings.admin.create_user", "create an account"),
+    (("admin", "reset-password"), "tidings.admin.reset_password", "set a user's password"),
+    (("admin", "users"), "tidings.admin.users", "list users"),
+    (("admin", "groups"), "tidings.admin.groups", "list groups"),
+    (("admin", "stats"), "tidings.admin.stats", "count users, devices, groups"),
+    (("admin", "backup"), "tidings.admin.backup", "copy a running SQLite store to a file"),
+    (("bench", "timeline"), "tidings.bench.timeline", "benchmark the timeline store"),
+    (("bench", "fanout"), "tidings.bench.fanout", "benchmark group sends by size and mode"),
 ]
 
 

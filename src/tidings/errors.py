@@ -78,6 +78,16 @@ class RateLimited(TidingsError):
     status = 429
 
 
+class Internal(TidingsError):
+    """A bug. Its details go to the log; the wire only ever says "internal error"."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str = "internal error", **details: Any) -> None:
+        super().__init__(message, **details)
+
+
 class Unavailable(TidingsError):
     """The storage or a needed service is unreachable; the request may be retried.
 
@@ -86,3 +96,43 @@ class Unavailable(TidingsError):
 
     code = "unavailable"
     status = 503
+
+
+# -- the wire protocol (HTTP bodies and WebSocket frames) ----------------------
+
+
+class BadJSON(InvalidInput):
+    """A frame or request body is not a JSON object."""
+
+    code = "bad_json"
+
+
+class BadEncoding(InvalidInput):
+    """A frame or request body is not valid UTF-8."""
+
+    code = "bad_encoding"
+
+
+class UnknownOp(InvalidInput):
+    """A WebSocket frame names an operation the server does not have."""
+
+    code = "unknown_op"
+
+
+class NotAuthenticated(Unauthorized):
+    """A WebSocket frame other than ``auth`` arrived before authentication."""
+
+    code = "not_authenticated"
+
+
+class MethodNotAllowed(TidingsError):
+    """The route exists, but not with this HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class TooManyConnections(RateLimited):
+    """The user already has the maximum number of live sockets."""
+
+    code = "too_many_connections"

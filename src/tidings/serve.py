@@ -1,12 +1,9 @@
-"""``tidings serve``: open the store and run until interrupted."""
+"""``tidings serve``: run the server until interrupted."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 
 from . import config
 
@@ -17,22 +14,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load_settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
-    asyncio.run(_serve(settings))
-    return 0
+    from .server import serve
+    from .server.logs import configure as configure_logs
 
-
-async def _serve(settings: config.Settings) -> None:
-    from .timeline import open_store
-
-    store = await open_store(settings.db_url)
-    print(f"tidings: store open at {settings.db_url}; the server itself is not built yet")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    configure_logs(settings.log_level)
     try:
-        await stop.wait()
-    finally:
-        await store.close()
+        import uvloop
+    except ImportError:  # not on Windows: the standard loop serves too
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
+    return 0

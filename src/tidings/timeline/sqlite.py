@@ -2,19 +2,27 @@
 
 All writes go through one writer thread that owns the only write connection. It
 takes every job queued while the previous commit ran and runs them in ONE
-transaction (group commit), each job in its own savepoint so that a failing job
-rolls back alone; the callers' futures resolve after the commit. Reads run on a
-small pool of reader threads, each with its own connection, so the event loop
-never waits on the disk.
+transaction (group commit); the callers' futures resolve after the commit. Jobs
+first run side by side; only when one fails is the transaction rolled back and
+run again with each job in its own savepoint, so that the failing job rolls back
+alone (a savepoint copies every page a job touches, which the common case
+should not pay for). Reads run on a small pool of reader threads, each with its
+own connection, so the event loop never waits on the disk.
 
 Layout: a message body is stored once in ``bodies`` (reference counted) and
 entries carry only a reference, so a message fanned out to a hundred inboxes
 costs a hundred small index rows, not a hundred copies.
+
+New entries are staged in ``recent``, a small table with the same columns, and
+move to ``entries`` in key order once ``recent`` is full (see ``STAGED_ROWS``):
+a two-level log-structured merge. Every read looks at both tables; an entry is
+in exactly one of them, and a merge moves entries in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import queue
@@ -46,6 +54,21 @@ BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 64 * 1024
 # SQLite limits host parameters per statement; heads() queries in chunks.
 IN_CHUNK = 500
+# New entries are staged in ``recent`` and moved to ``entries`` once it holds this
+# many. Written straight into ``entries``, a fan-out to a hundred inboxes dirties
+# a hundred B-tree pages scattered over the whole table, and each dirty page is
+# written whole to the WAL and again by the checkpoint. ``recent`` is small, so
+# its pages are few and stay hot; a merge then writes each page of ``entries``
+# once for all the entries its timelines gathered meanwhile. 65,536 rows (a few
+# MB) stay in the page cache and give a merge several entries per timeline for
+# tens of thousands of busy timelines.
+STAGED_ROWS = 65_536
+# A merge moves one slice of the timeline-id space per group commit, so writers
+# wait for a slice (milliseconds), never for the whole table.
+MERGE_SLICES = 8
+# The tables an entry may be in; every read of entries looks at both.
+ENTRY_TABLES = ("recent", "entries")
+_ENTRY_COLUMNS = "timeline_id, seq, body_id, created_at, client_id, ref_timeline, ref_seq"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -75,6 +98,20 @@ MIGRATIONS: list[list[str]] = [
             fields TEXT NOT NULL
         ) WITHOUT ROWID""",
     ],
+    [
+        """CREATE TABLE recent (
+            timeline_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body_id INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            client_id TEXT,
+            ref_timeline TEXT,
+            ref_seq INTEGER,
+            PRIMARY KEY (timeline_id, seq)
+        ) WITHOUT ROWID""",
+        """CREATE UNIQUE INDEX recent_client_id ON recent (timeline_id, client_id)
+            WHERE client_id IS NOT NULL""",
+    ],
 ]
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -96,6 +133,10 @@ class SQLiteBackend:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Owned by the writer thread: about how many entries ``recent`` holds, and
+        # the timeline id the next merge slice starts after.
+        self._staged = 0
+        self._merge_after = ""
 
     # -- life cycle ------------------------------------------------------------
 
@@ -105,6 +146,9 @@ class SQLiteBackend:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        # Statement journals (a statement that fails half-way rolls back alone)
+        # and savepoints are kept in memory instead of temporary files.
+        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     async def open(self) -> None:
@@ -120,6 +164,7 @@ class SQLiteBackend:
         self._writer.start()
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tidings-sqlite-read")
         await self._write(_migrate)
+        await self._write(self._count_staged)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -161,11 +206,33 @@ class SQLiteBackend:
                         stop = True
                         break
                     jobs.append(job)
-                _deliver(jobs, _commit(conn, jobs))
+                results = _commit(conn, jobs)
+                _deliver(jobs, results)
+                self._staged += _appended(results)
+                if self._staged >= STAGED_ROWS:
+                    self._merge_slice(conn)
                 if stop:
                     return
         finally:
             conn.close()
+
+    def _count_staged(self, conn: sqlite3.Connection) -> None:
+        (self._staged,) = conn.execute("SELECT count(*) FROM recent").fetchone()
+
+    def _merge_slice(self, conn: sqlite3.Connection) -> None:
+        """Move one slice of ``recent`` into ``entries`` in its own transaction."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            moved, self._merge_after = _merge(conn, self._merge_after, STAGED_ROWS // MERGE_SLICES)
+            if not self._merge_after:
+                self._count_staged(conn)  # a full round: drop the estimate's drift
+            else:
+                self._staged -= moved
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.warning("merging staged entries failed (retried after the next write): %s", exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # -- reads -----------------------------------------------------------------
 
@@ -195,7 +262,7 @@ class SQLiteBackend:
 
     async def get(self, timeline_id: str, seq: int, not_before: float | None) -> Entry | None:
         def read(conn: sqlite3.Connection) -> Entry | None:
-            row = conn.execute(_SELECT_ENTRY, (timeline_id, seq)).fetchone()
+            row = conn.execute(_SELECT_ENTRY, {"timeline_id": timeline_id, "seq": seq}).fetchone()
             if row is None or (not_before is not None and row[1] < not_before):
                 return None
             return _entry(timeline_id, row)
@@ -207,15 +274,11 @@ class SQLiteBackend:
     ) -> Entry | None:
         def write(conn: sqlite3.Connection) -> Entry | None:
             row = conn.execute(
-                "SELECT e.body_id, e.created_at, e.client_id, e.ref_timeline, e.ref_seq,"
-                " b.data, b.refs"
-                " FROM entries e JOIN bodies b ON b.id = e.body_id"
-                " WHERE e.timeline_id = ? AND e.seq = ?",
-                (timeline_id, seq),
+                _SELECT_FOR_UPDATE, {"timeline_id": timeline_id, "seq": seq}
             ).fetchone()
             if row is None:
                 return None
-            body_id, created_at, client_id, ref_timeline, ref_seq, data, refs = row
+            table, body_id, created_at, client_id, ref_timeline, ref_seq, data, refs = row
             message = orjson.loads(data)
             message.update(fields)
             body = encode(message)
@@ -227,7 +290,8 @@ class SQLiteBackend:
                     "INSERT INTO bodies (refs, data) VALUES (1, ?)", (body,)
                 ).lastrowid
                 conn.execute(
-                    "UPDATE entries SET body_id = ? WHERE timeline_id = ? AND seq = ?",
+                    f"UPDATE {_entry_table(table)} SET body_id = ?"
+                    " WHERE timeline_id = ? AND seq = ?",
                     (new_id, timeline_id, seq),
                 )
             ref = None if ref_timeline is None else (ref_timeline, ref_seq)
@@ -237,11 +301,12 @@ class SQLiteBackend:
 
     async def delete(self, timeline_id: str, seq: int) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            rows = conn.execute(
-                "DELETE FROM entries WHERE timeline_id = ? AND seq = ? RETURNING body_id",
-                (timeline_id, seq),
-            ).fetchall()
-            _release_bodies(conn, (row[0] for row in rows))
+            for table in ENTRY_TABLES:
+                rows = conn.execute(
+                    f"DELETE FROM {table} WHERE timeline_id = ? AND seq = ? RETURNING body_id",
+                    (timeline_id, seq),
+                ).fetchall()
+                _release_bodies(conn, (row[0] for row in rows))
 
         await self._write(write)
 
@@ -269,20 +334,20 @@ class SQLiteBackend:
         forward: bool,
         not_before: float | None,
     ) -> Page:
-        sql = [_SELECT_ENTRIES]
-        args: list[Any] = [timeline_id]
-        if after is not None:
-            sql.append("AND e.seq > ?")
-            args.append(after)
-        if before is not None:
-            sql.append("AND e.seq < ?")
-            args.append(before)
-        if not_before is not None:
-            sql.append("AND e.created_at >= ?")
-            args.append(not_before)
-        sql.append("ORDER BY e.seq ASC LIMIT ?" if forward else "ORDER BY e.seq DESC LIMIT ?")
-        args.append(limit + 1)
-        statement = " ".join(sql)
+        where = [_SELECT_ENTRIES]
+        args: dict[str, Any] = {"timeline_id": timeline_id, "limit": limit + 1}
+        for name, value, condition in (
+            ("after", after, "AND e.seq > :after"),
+            ("before", before, "AND e.seq < :before"),
+            ("not_before", not_before, "AND e.created_at >= :not_before"),
+        ):
+            if value is not None:
+                where.append(condition)
+                args[name] = value
+        # Both tables deliver rows in seq order; SQLite merges them and stops
+        # at the limit.
+        order = "ORDER BY seq ASC LIMIT :limit" if forward else "ORDER BY seq DESC LIMIT :limit"
+        statement = f"{_both(' '.join(where))} {order}"
 
         def read(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(statement, args).fetchall()
@@ -293,15 +358,12 @@ class SQLiteBackend:
 
     async def oldest_seq(self, timeline_id: str, not_before: float | None) -> int:
         def read(conn: sqlite3.Connection) -> int:
-            if not_before is None:
-                row = conn.execute(
-                    "SELECT min(seq) FROM entries WHERE timeline_id = ?", (timeline_id,)
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    "SELECT min(seq) FROM entries WHERE timeline_id = ? AND created_at >= ?",
-                    (timeline_id, not_before),
-                ).fetchone()
+            cutoff = "" if not_before is None else " AND created_at >= :not_before"
+            lowest = "SELECT min(seq) AS seq FROM {table} WHERE timeline_id = :timeline_id"
+            row = conn.execute(
+                f"SELECT min(seq) FROM ({_both(lowest + cutoff)})",
+                {"timeline_id": timeline_id, "not_before": not_before},
+            ).fetchone()
             if row[0] is not None:
                 return int(row[0])
             head = conn.execute(
@@ -326,9 +388,9 @@ class SQLiteBackend:
                 )
             ]
             deleted = 0
-            for timeline_id in ids:
+            for timeline_id, table in itertools.product(ids, ENTRY_TABLES):
                 rows = conn.execute(
-                    "DELETE FROM entries WHERE timeline_id = ? AND created_at < ?"
+                    f"DELETE FROM {table} WHERE timeline_id = ? AND created_at < ?"
                     " RETURNING body_id",
                     (timeline_id, before),
                 ).fetchall()
@@ -393,8 +455,16 @@ class SQLiteBackend:
             sql.append("AND id >= ? AND id < ?")
             args += [low, high]
         for key, value in where.items():
-            sql.append("AND json_extract(fields, ?) = ?")
-            args += ["$." + orjson.dumps(key).decode(), value]
+            path = "$." + orjson.dumps(key).decode()
+            # json_extract reads JSON true/false as 1/0, so booleans compare by
+            # JSON type and other values must not be booleans.
+            if isinstance(value, bool):
+                sql.append("AND json_type(fields, ?) = ?")
+                args += [path, "true" if value else "false"]
+            else:
+                sql.append("AND json_extract(fields, ?) = ?")
+                sql.append("AND json_type(fields, ?) NOT IN ('true', 'false')")
+                args += [path, value, path]
         sql.append("ORDER BY id LIMIT ?")
         args.append(limit)
         statement = " ".join(sql)
@@ -407,12 +477,29 @@ class SQLiteBackend:
 
 # -- jobs run on the writer thread ----------------------------------------------
 
+
+def _both(select: str) -> str:
+    """``select``, written against the table ``{table}``, over both entry tables."""
+    return " UNION ALL ".join(select.format(table=table) for table in ENTRY_TABLES)
+
+
+def _entry_table(name: str) -> str:
+    if name not in ENTRY_TABLES:
+        raise ValueError(f"not an entry table: {name!r}")
+    return name
+
+
 _SELECT_ENTRIES = (
     "SELECT e.seq, e.created_at, e.client_id, e.ref_timeline, e.ref_seq, b.data"
-    " FROM entries e JOIN bodies b ON b.id = e.body_id WHERE e.timeline_id = ?"
+    " FROM {table} e JOIN bodies b ON b.id = e.body_id WHERE e.timeline_id = :timeline_id"
 )
-_SELECT_ENTRY = _SELECT_ENTRIES + " AND e.seq = ?"
-_SELECT_BY_CLIENT_ID = _SELECT_ENTRIES + " AND e.client_id = ?"
+_SELECT_ENTRY = _both(_SELECT_ENTRIES + " AND e.seq = :seq")
+_SELECT_BY_CLIENT_ID = _both(_SELECT_ENTRIES + " AND e.client_id = :client_id")
+_SELECT_FOR_UPDATE = _both(
+    "SELECT '{table}', e.body_id, e.created_at, e.client_id, e.ref_timeline, e.ref_seq,"
+    " b.data, b.refs FROM {table} e JOIN bodies b ON b.id = e.body_id"
+    " WHERE e.timeline_id = :timeline_id AND e.seq = :seq"
+)
 
 
 def _entry(timeline_id: str, row: tuple[Any, ...]) -> Entry:
@@ -425,20 +512,16 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
     originals = []
     for item in items:
         if item.client_id is not None:
-            row = conn.execute(_SELECT_BY_CLIENT_ID, (item.timeline_id, item.client_id)).fetchone()
+            row = conn.execute(
+                _SELECT_BY_CLIENT_ID,
+                {"timeline_id": item.timeline_id, "client_id": item.client_id},
+            ).fetchone()
             if row is not None:
                 originals.append(_entry(item.timeline_id, row))
     if originals:
         return Batch(tuple(originals), replayed=True)
 
-    next_seq: dict[str, int] = {}
-    for timeline_id, count in Counter(item.timeline_id for item in items).items():
-        (last,) = conn.execute(
-            "INSERT INTO timelines (id, last_seq) VALUES (?, ?) ON CONFLICT (id)"
-            " DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING last_seq",
-            (timeline_id, count),
-        ).fetchall()[0]
-        next_seq[timeline_id] = last - count + 1
+    next_seq = _advance_heads(conn, Counter(item.timeline_id for item in items))
 
     body_ids: dict[bytes, int] = {}
     messages: dict[bytes, Message] = {}
@@ -448,7 +531,7 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
         messages[body] = orjson.loads(body)
 
     rows = []
-    entries = []
+    entries: list[Entry] = []
     for item in items:
         seq = next_seq[item.timeline_id]
         next_seq[item.timeline_id] = seq + 1
@@ -463,14 +546,67 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
         entries.append(Entry(item.timeline_id, seq, messages[item.body], now, item.client_id, ref))
     try:
         conn.executemany(
-            "INSERT INTO entries"
-            " (timeline_id, seq, body_id, created_at, client_id, ref_timeline, ref_seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            f"INSERT INTO recent ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
         )
     except sqlite3.IntegrityError:
         raise InvalidInput("a client id appears twice for one timeline in the batch") from None
     return Batch(tuple(entries))
+
+
+def _advance_heads(conn: sqlite3.Connection, counts: Mapping[str, int]) -> dict[str, int]:
+    """Add ``counts[t]`` to each timeline's ``last_seq``, creating absent ones.
+
+    Returns the first seq each timeline gets. One statement per chunk of
+    timelines: a fan-out advances a hundred heads in one call into SQLite.
+    """
+    first: dict[str, int] = {}
+    pairs = list(counts.items())
+    chunk = IN_CHUNK // 2  # two parameters per timeline
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        marks = ", ".join(["(?, ?)"] * len(part))
+        heads = conn.execute(
+            f"INSERT INTO timelines (id, last_seq) VALUES {marks} ON CONFLICT (id)"
+            " DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING id, last_seq",
+            [value for pair in part for value in pair],
+        ).fetchall()
+        first.update((timeline_id, last - counts[timeline_id] + 1) for timeline_id, last in heads)
+    return first
+
+
+def _merge(conn: sqlite3.Connection, after: str, rows: int) -> tuple[int, str]:
+    """Move the staged entries of the timelines after the id ``after`` (about
+    ``rows`` entries, whole timelines) from ``recent`` to ``entries``, in key order.
+
+    Returns how many moved and the id the next slice starts after: "" when this
+    slice reached the end of ``recent`` (timeline ids are never empty).
+    """
+    bound = conn.execute(
+        "SELECT timeline_id FROM recent WHERE timeline_id > ?"
+        " ORDER BY timeline_id, seq LIMIT 1 OFFSET ?",
+        (after, rows),
+    ).fetchone()
+    args: tuple[str, ...]
+    if bound is None:
+        where, args = "timeline_id > ?", (after,)
+    else:
+        where, args = "timeline_id > ? AND timeline_id <= ?", (after, bound[0])
+    conn.execute(
+        f"INSERT INTO entries ({_ENTRY_COLUMNS}) SELECT {_ENTRY_COLUMNS} FROM recent"
+        f" WHERE {where} ORDER BY timeline_id, seq",
+        args,
+    )
+    moved = conn.execute(f"DELETE FROM recent WHERE {where}", args).rowcount
+    return moved, "" if bound is None else bound[0]
+
+
+def _appended(results: list[tuple[bool, Any]]) -> int:
+    """How many entries the append jobs of a commit wrote."""
+    return sum(
+        len(value.entries)
+        for ok, value in results
+        if ok and isinstance(value, Batch) and not value.replayed
+    )
 
 
 def _release_bodies(conn: sqlite3.Connection, body_ids: Iterable[int]) -> None:
@@ -492,29 +628,46 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-    """Run ``jobs`` in one transaction; returns (ok, result or exception) per job."""
+    """Run ``jobs`` in one transaction; returns (ok, result or exception) per job.
+
+    The jobs first run side by side. When one raises, the transaction is rolled
+    back and, if there were others, run again with each job in a savepoint so
+    that only the failing one is undone. Running a job twice is harmless: jobs
+    touch nothing but the database.
+    """
+    results = _transaction(conn, jobs, isolated=False)
+    if results is None:
+        results = _transaction(conn, jobs, isolated=True)
+    assert results is not None
+    return results
+
+
+def _transaction(
+    conn: sqlite3.Connection, jobs: list[_Job], *, isolated: bool
+) -> list[tuple[bool, Any]] | None:
+    """One attempt of :func:`_commit`. Not ``isolated``: None when a job of
+    several failed (everything is rolled back)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
         log.error("SQLite could not start a write: %s", exc)
         error = Unavailable("the database is busy or unavailable; retry")
         return [(False, error)] * len(jobs)
-    single = len(jobs) == 1
     results: list[tuple[bool, Any]] = []
     for fn, _, _ in jobs:
-        if not single:
+        if isolated:
             conn.execute("SAVEPOINT job")
         try:
             result = fn(conn)
         except Exception as exc:
-            if single:
+            if not isolated:
                 conn.execute("ROLLBACK")
-                return [(False, _public(exc))]
+                return [(False, _public(exc))] if len(jobs) == 1 else None
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
             results.append((False, _public(exc)))
         else:
-            if not single:
+            if isolated:
                 conn.execute("RELEASE job")
             results.append((True, result))
     try:

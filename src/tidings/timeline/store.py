@@ -29,6 +29,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 # longest usernames while keeping index pages dense.
 MAX_TIMELINE_ID_CHARS = 200
 MAX_CLIENT_ID_CHARS = 128
+# Seqs are 64-bit integers in every backend.
+MAX_SEQ = 2**63 - 1
 # A page is read in one statement and held in memory; 1,000 bounds both.
 MAX_SCAN_LIMIT = 1000
 # A purge pass works through this many timelines per transaction so that
@@ -69,9 +71,15 @@ class Store:
         self.clock = clock
         self._purge_interval = purge_interval
         self._purger: asyncio.Task[None] | None = None
+        self._opened = False
 
     async def open(self) -> Store:
+        """Open the backend; opening an open store does nothing, so that
+        ``async with await open_store(url) as store:`` works."""
+        if self._opened:
+            return self
         await self.backend.open()
+        self._opened = True
         if self.retention and self._purge_interval:
             self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
         return self
@@ -82,7 +90,9 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
             self._purger = None
-        await self.backend.close()
+        if self._opened:
+            self._opened = False
+            await self.backend.close()
 
     async def __aenter__(self) -> Store:
         return await self.open()
@@ -316,6 +326,8 @@ class Store:
         """
         if not isinstance(prefix, str):
             raise InvalidInput("prefix must be a string")
+        if after is not None and not isinstance(after, str):
+            raise InvalidInput("after must be a timeline id")
         _check_limit(limit)
         where = dict(where or {})
         for key, value in where.items():
@@ -350,6 +362,8 @@ def _check_timeline_id(timeline_id: object) -> None:
         raise InvalidInput("a timeline id must be a non-empty string")
     if len(timeline_id) > MAX_TIMELINE_ID_CHARS:
         raise InvalidInput(f"a timeline id is at most {MAX_TIMELINE_ID_CHARS} characters")
+    if not _storable(timeline_id):
+        raise InvalidInput("a timeline id must be valid UTF-8 text without NUL characters")
 
 
 def _check_client_id(client_id: object) -> None:
@@ -357,6 +371,20 @@ def _check_client_id(client_id: object) -> None:
         return
     if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
         raise InvalidInput(f"a client id must be a string of 1 to {MAX_CLIENT_ID_CHARS} characters")
+    if not _storable(client_id):
+        raise InvalidInput("a client id must be valid UTF-8 text without NUL characters")
+
+
+def _storable(text: str) -> bool:
+    """Whether every backend can store ``text`` as a key: PostgreSQL text holds
+    no NUL, and lone surrogates are not UTF-8."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_limit(limit: object) -> None:
@@ -367,8 +395,8 @@ def _check_limit(limit: object) -> None:
 def _check_seq(seq: object, name: str, minimum: int = 1) -> None:
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise InvalidInput(f"{name} must be an integer")
-    if seq < minimum:
-        raise InvalidInput(f"{name} must be at least {minimum}")
+    if not minimum <= seq <= MAX_SEQ:
+        raise InvalidInput(f"{name} must be from {minimum} to {MAX_SEQ}")
 
 
 async def open_store(url: str, **options: Any) -> Store:
