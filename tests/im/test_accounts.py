@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from im_harness import PASSWORD, Clock, Users
 
-from conftest import PASSWORD, Clock, Users
 from tidings.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from tidings.im import Context, SessionRevoked, accounts
 from tidings.im.events import Delivery

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from im_harness import Users, device, drain
 
-from conftest import Users, device, drain
 from tidings.errors import Forbidden, NotFound
 from tidings.im import Context, accounts, contacts, messaging, names
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from im_harness import Users, device, drain, texts
 
-from conftest import Users, device, drain, texts
 from tidings.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tidings.im import Context, GroupAdvanced, groups, messaging, sync
 from tidings.im.events import Delivery

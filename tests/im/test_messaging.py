@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from im_harness import Clock, Users, device, drain, texts
 
-from conftest import Clock, Users, device, drain, texts
 from tidings.errors import Forbidden, InvalidInput, NotFound
 from tidings.im import Context, groups, messaging, names, sync
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,9 @@ class Context:
     # optimisation: sync is the truth), so they may be a few seconds stale.
     # gid -> (read at, members)
     push_audiences: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+    # Read-modify-write steps (a group's membership, a user's read marks) are
+    # serialised in-process, one lock per key ("group:<gid>", "read:<user>").
+    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     def now(self) -> float:
         return self.store.clock()

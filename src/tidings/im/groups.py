@@ -13,9 +13,7 @@ take members only when an owner or admin adds them.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections import defaultdict
 from typing import Any
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -30,9 +28,6 @@ MAX_DESCRIPTION_CHARS = 500
 # Adding thousands of members at once is announced in entries of this many
 # names, each well under the store's message size limit.
 ANNOUNCE_USERS = 500
-# Membership changes of one group are serialised in this process so that the
-# member count and the join/leave points stay consistent.
-_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 def _fields(name: object = None, type: object = None, description: object = None) -> dict[str, Any]:
@@ -78,7 +73,7 @@ async def create(
     invited = [names.username(m) for m in members or []]
     for member in invited:
         await ctx.require_user(member)
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         if await ctx.store.get_meta(names.group(gid)) is not None:
             raise Conflict(f"the group id {gid!r} is taken", field="group_id")
         record = {**fields, "owner": owner, "created_at": ctx.now(), "member_count": 0}
@@ -127,7 +122,7 @@ async def add_members(ctx: Context, actor: str, gid: str, users: list[str]) -> N
     invited = [names.username(raw) for raw in users]
     for user in invited:
         await ctx.require_user(user)
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         new = []
         for user in dict.fromkeys(invited):
             current = await access.membership(ctx, user, gid)
@@ -146,7 +141,7 @@ async def join(ctx: Context, user: str, gid: str) -> None:
     record = await ctx.store.get_meta(names.group(gid))
     if record is None or record["type"] != "open":
         raise NotFound(f"no open group {gid!r}")
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         current = await access.membership(ctx, user, gid)
         if current is None or not current.get("active"):
             await _admit(ctx, gid, [user], "member", by=user, event="joined")
@@ -154,7 +149,7 @@ async def join(ctx: Context, user: str, gid: str) -> None:
 
 async def leave(ctx: Context, user: str, gid: str) -> None:
     """Leave a group. The owner must hand ownership over first, unless alone."""
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         mine = await access.require_member(ctx, user, gid)
         if mine["role"] == "owner" and (await ctx.group_record(gid))["member_count"] > 1:
             raise Conflict("the owner must transfer ownership before leaving")
@@ -164,7 +159,7 @@ async def leave(ctx: Context, user: str, gid: str) -> None:
 async def remove_member(ctx: Context, actor: str, gid: str, user: str) -> None:
     """Remove a member (admins remove members; the owner removes anyone)."""
     mine = await access.require_role(ctx, actor, gid, "owner", "admin")
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         theirs = await access.membership(ctx, user, gid)
         if theirs is None or not theirs.get("active"):
             raise NotFound(f"{user!r} is not a member")
@@ -178,7 +173,7 @@ async def set_role(ctx: Context, actor: str, gid: str, user: str, role: str) -> 
     if role not in ("admin", "member"):
         raise InvalidInput("role is 'admin' or 'member'", field="role")
     await access.require_role(ctx, actor, gid, "owner")
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         theirs = await access.require_member(ctx, user, gid)
         if theirs["role"] == "owner":
             raise Forbidden("the owner's role changes only by transferring ownership")
@@ -189,7 +184,7 @@ async def set_role(ctx: Context, actor: str, gid: str, user: str, role: str) -> 
 async def transfer_ownership(ctx: Context, owner: str, gid: str, new_owner: str) -> None:
     """Hand the group to another member; the old owner becomes an admin."""
     await access.require_role(ctx, owner, gid, "owner")
-    async with _locks[gid]:
+    async with ctx.locks[f"group:{gid}"]:
         await access.require_member(ctx, new_owner, gid)
         await _set_role(ctx, gid, new_owner, "owner")
         await _set_role(ctx, gid, owner, "admin")

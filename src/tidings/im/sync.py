@@ -3,8 +3,6 @@ conversation list."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +15,6 @@ from .messaging import CONTENT_KINDS
 
 # Unread counts are exact up to this many; past it, clients show "999+".
 UNREAD_CAP = 999
-# Mark-read is read-modify-write; one user's marks are serialised in-process.
-_read_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +140,7 @@ async def mark_read(ctx: Context, user: str, conversation: str, seq: int) -> int
     head = await ctx.store.last_seq(conversation)
     seq = min(seq, head, window.last if window.last is not None else head)
     key = f"read:{user}:{conversation}"
-    async with _read_locks[user]:
+    async with ctx.locks[f"read:{user}"]:
         current = int((await ctx.store.get_meta(key) or {}).get("seq", 0))
         if seq <= current:
             return current
