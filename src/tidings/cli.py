@@ -23,6 +23,13 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("admin", "backup"), "tidings.admin.backup", "copy a running SQLite store to a file"),
     (("bench", "timeline"), "tidings.bench.timeline", "benchmark the timeline store"),
     (("bench", "fanout"), "tidings.bench.fanout", "benchmark group sends by size and mode"),
+    (("bench", "load"), "tidings.bench.load", "load a server with many clients, verify delivery"),
+    (("bench", "search"), "tidings.bench.search", "search latency and the index's cost"),
+    (
+        ("bench", "cluster"),
+        "tidings.bench.cluster",
+        "push latency on the same node vs across nodes",
+    ),
 ]
 
 

@@ -32,6 +32,17 @@ class Settings:
     # NORMAL survives a crash of the process only. Tests use NORMAL for speed.
     sqlite_synchronous: str = "FULL"
 
+    # -- many nodes (see docs/deploy.md) -----------------------------------------
+    # The bus between nodes: empty for a lone node, nats://host:4222[,nats://…]
+    # for a NATS server or cluster.
+    bus: str = ""
+    # Worker processes on one port (SO_REUSEPORT). Without --bus they talk over a
+    # relay the supervisor runs; one per core uses the whole machine.
+    workers: int = 1
+    # Listen with SO_REUSEPORT, so several processes share the port (set for
+    # the workers of --workers; useful for nodes started by hand too).
+    reuse_port: bool = False
+
     # -- limits (see docs/protocol.md, "Limits") -------------------------------
     # A frame holds one operation; 64 KiB matches the largest stored message.
     max_frame_bytes: int = 64 * 1024
@@ -55,6 +66,10 @@ class Settings:
     # Argon2id cost of password hashes (tests lower them, never production).
     password_time_cost: int = 3
     password_memory_kib: int = 65_536
+    # Groups up to this size get an inbox entry per member per message (write
+    # fan-out); larger ones only history plus "group_head" hints (read
+    # fan-out). See docs/benchmarks.md ("fan-out", "Load") for the trade-off.
+    write_fanout_max: int = 200
 
     @property
     def db_url(self) -> str:
@@ -69,6 +84,7 @@ class Settings:
         return IMSettings(
             password_time_cost=self.password_time_cost,
             password_memory_kib=self.password_memory_kib,
+            write_fanout_max=self.write_fanout_max,
         )
 
 

@@ -18,6 +18,11 @@ def run(args: argparse.Namespace) -> int:
     from .server.logs import configure as configure_logs
 
     configure_logs(settings.log_level)
+    if settings.workers > 1:
+        from .server.supervisor import supervise
+
+        asyncio.run(supervise(settings))
+        return 0
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too

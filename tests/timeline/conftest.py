@@ -14,6 +14,7 @@ import pytest
 from timeline_harness import FakeClock, StoreFactory
 
 from tidings.timeline import Store
+from tidings.timeline import sqlite as sqlite_backend
 
 
 @pytest.fixture
@@ -21,11 +22,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-merging", "postgres"])
 async def store_factory(
-    request: pytest.FixtureRequest, tmp_path: Any, clock: FakeClock
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[StoreFactory]:
-    if request.param == "sqlite":
+    """``sqlite-merging`` shrinks SQLite's staging table to a few rows, so that
+    entries move from ``recent`` to ``entries`` during almost every test."""
+    if request.param.startswith("sqlite"):
+        if request.param == "sqlite-merging":
+            monkeypatch.setattr(sqlite_backend, "STAGED_ROWS", 3)
+            monkeypatch.setattr(sqlite_backend, "IDLE_STAGED_ROWS", 1)
+            monkeypatch.setattr(sqlite_backend, "MERGE_SLICES", 2)
         url = f"sqlite:///{tmp_path / 'timeline.db'}"
     else:
         database = request.getfixturevalue("pg_database")

@@ -19,8 +19,12 @@ EXPORTED = [
     "Batch",
     "Direction",
     "Entry",
+    "Hit",
     "Message",
     "Page",
+    "Scope",
+    "SearchConfig",
+    "SearchPage",
     "Store",
     "open_store",
 ]

@@ -98,6 +98,7 @@ async def _send_cost(
     import asyncio
 
     from ..im import messaging
+    from .measure import percentile
 
     conversation = await _group(ctx, f"s{mode[0]}{size}", size)
     sender = conversation.removeprefix("group:").removesuffix("-group") + "-0"
@@ -115,14 +116,13 @@ async def _send_cost(
     await asyncio.gather(*(send_many(w) for w in range(senders)))
     elapsed = time.perf_counter() - started
     sent = count // senders * senders
-    latencies.sort()
     return {
         "mode": mode,
         "members": size,
         "messages_per_s": sent / elapsed,
         "entries_per_s": sent * (size + 1 if mode == "write" else 1) / elapsed,
-        "send_p50_ms": _quantile(latencies, 0.50) * 1000,
-        "send_p99_ms": _quantile(latencies, 0.99) * 1000,
+        "send_p50_ms": percentile(latencies, 50) * 1000,
+        "send_p99_ms": percentile(latencies, 99) * 1000,
     }
 
 
@@ -152,10 +152,6 @@ async def _sync_cost(ctx: Context, mode: str, messages: int) -> dict[str, Any]:
         after = page[-1]["seq"]
     elapsed = time.perf_counter() - started
     return {"mode": mode, "messages": received, "sync_ms": elapsed * 1000}
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _describe(report: dict[str, Any]) -> str:

@@ -1,14 +1,16 @@
 """The measurements behind ``tidings bench timeline``.
 
-One run, on a scratch database that is thrown away afterwards:
+One run, on scratch databases that are thrown away afterwards:
 
-1. seed a few scan-probe timelines, then fan out messages until the store holds
-   ``small`` entries;
-2. probe: 64 concurrent single appends, a burst of fan-outs, newest-20 scans;
-3. keep fanning out until the store holds ``entries`` entries, timing each
-   window of the growth;
-4. probe again, and scan random inboxes;
-5. replay the same fan-outs through the naive layout (see :mod:`.naive`).
+1. two stores get the same few scan-probe timelines and the same fan-outs until
+   they hold ``small`` entries;
+2. the large one keeps fanning out until it holds ``entries`` entries, timing
+   each window of the growth;
+3. both are probed side by side, in alternating rounds (so that load from
+   elsewhere on the machine falls on both sizes alike): concurrent single
+   appends, a burst of fan-outs, newest-20 scans of the scan-probe timelines;
+4. random inboxes of the large store are scanned;
+5. the same fan-outs are replayed through the naive layout (see :mod:`.naive`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ GROUPS_PER_INBOX = 0.1
 # The growth is timed in this many windows, so that the rate near the end is
 # seen apart from the average.
 GROWTH_WINDOWS = 20
+# The probes alternate between the two stores in this many rounds.
+PROBE_ROUNDS = 4
 # The store's page cache per connection (see tidings.timeline.sqlite); the naive
 # reference gets the same, so that only layout and batching differ.
 NAIVE_CACHE_KIB = 64 * 1024
@@ -64,14 +68,13 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """Figures taken at one store size."""
+    """Figures taken at one store size (``stored`` entries when probing began)."""
 
     stored: int
     append_per_s: float
     fanout_entries_per_s: float
     scan_p50_ms: float
     scan_p99_ms: float
-    written: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +112,30 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class _Scratch:
-    store_url: str
+    small_url: str
+    large_url: str
     naive: NaiveWriter
     engine: str
     directory: Path | None
+
+
+class _Sample:
+    """What one store's probe rounds measured, summed over the rounds."""
+
+    def __init__(self, stored: int) -> None:
+        self.stored = stored
+        self.scans: list[float] = []
+        self.appends = self.fanout_entries = 0
+        self.append_seconds = self.fanout_seconds = 0.0
+
+    def probe(self) -> Probe:
+        return Probe(
+            stored=self.stored,
+            append_per_s=self.appends / self.append_seconds,
+            fanout_entries_per_s=self.fanout_entries / self.fanout_seconds,
+            scan_p50_ms=percentile(self.scans, 50),
+            scan_p99_ms=percentile(self.scans, 99),
+        )
 
 
 async def measure(options: Options, progress: Progress) -> Report:
@@ -123,36 +146,39 @@ async def measure(options: Options, progress: Progress) -> Report:
     )
     async with _scratch(options) as scratch:
         extra = {"synchronous": options.synchronous} if options.backend == "sqlite" else {}
-        store = await open_store(scratch.store_url, purge_interval=None, **extra)
+        large = await open_store(scratch.large_url, purge_interval=None, **extra)
+        small = await open_store(scratch.small_url, purge_interval=None, **extra)
         try:
-            stored = await _seed_scan_probes(store, workload)
-            fill = workload.fanouts(options.small - stored)
-            await _fan_out(store, fill, options.senders)
-            stored += _entries(fill)
-            small = await _probe(store, workload, options, stored, progress)
-            stored += small.written
+            progress.show(f"filling two stores to {options.small:,} entries", force=True)
+            seeds = _scan_probe_seeds(workload)
+            fill = workload.fanouts(options.small - _entries(seeds))
+            for store in (small, large):
+                await _fan_out(store, [*seeds, *fill], options.senders)
+            stored = _entries(seeds) + _entries(fill)
             plan = workload.fanouts(options.entries - stored)
             growth = await _grow(
-                lambda part: _fan_out(store, part, options.senders), plan, stored, "store", progress
+                lambda part: _fan_out(large, part, options.senders), plan, stored, "store", progress
             )
-            stored += growth.entries
-            large = await _probe(store, workload, options, stored, progress)
-            inbox_scans = await _scan_times(store, workload.pick_inboxes(options.scans))
+            probes = await _probe_side_by_side(
+                {stored: small, stored + growth.entries: large}, workload, options, progress
+            )
+            inbox_scans = await _scan_times(large, workload.pick_inboxes(options.scans))
         finally:
-            await store.close()
-        naive = await _replay_naive(scratch.naive, fill, plan, progress)
+            await small.close()
+            await large.close()
+        naive = await _replay_naive(scratch.naive, [*seeds, *fill], plan, progress)
         disk = _disk_bytes(scratch.directory)
     progress.clear()
     return Report(
         options=options,
         engine=scratch.engine,
         message_bytes=workload.mean_message_bytes(),
-        small=small,
-        large=large,
+        small=probes[0],
+        large=probes[1],
         growth=growth,
         naive=naive,
-        inbox_scan_p50_ms=_percentile(inbox_scans, 50),
-        inbox_scan_p99_ms=_percentile(inbox_scans, 99),
+        inbox_scan_p50_ms=percentile(inbox_scans, 50),
+        inbox_scan_p99_ms=percentile(inbox_scans, 99),
         disk_bytes=disk,
     )
 
@@ -160,33 +186,33 @@ async def measure(options: Options, progress: Progress) -> Report:
 # -- phases ---------------------------------------------------------------------
 
 
-async def _seed_scan_probes(store: Store, workload: Workload) -> int:
-    for n in range(SCAN_PROBE_TIMELINES):
-        timeline_id = _scan_probe_id(n)
-        await store.append_many(
-            [Append(timeline_id, workload.message(timeline_id)) for _ in range(SCAN_PROBE_DEPTH)]
-        )
-    return SCAN_PROBE_TIMELINES * SCAN_PROBE_DEPTH
+def _scan_probe_seeds(workload: Workload) -> list[Fanout]:
+    """The scan-probe timelines' entries: messages with no inbox to go to."""
+    return [
+        Fanout(_scan_probe_id(n), (), workload.message(_scan_probe_id(n)))
+        for n in range(SCAN_PROBE_TIMELINES)
+        for _ in range(SCAN_PROBE_DEPTH)
+    ]
 
 
-async def _probe(
-    store: Store, workload: Workload, options: Options, stored: int, progress: Progress
-) -> Probe:
-    progress.show(f"probing at {stored:,} entries", force=True)
-    probe_ids = [_scan_probe_id(n % SCAN_PROBE_TIMELINES) for n in range(options.scans)]
-    scans = await _scan_times(store, probe_ids)
-    appends = workload.appends(options.appenders * options.appends)
-    append_seconds = await _append_concurrently(store, appends, options.appenders)
-    fanouts = workload.fanouts(options.probe_fanouts * (options.fanout + 1))
-    fanout_seconds = await _timed(_fan_out(store, fanouts, options.senders))
-    return Probe(
-        stored=stored,
-        append_per_s=len(appends) / append_seconds,
-        fanout_entries_per_s=_entries(fanouts) / fanout_seconds,
-        scan_p50_ms=_percentile(scans, 50),
-        scan_p99_ms=_percentile(scans, 99),
-        written=len(appends) + _entries(fanouts),
-    )
+async def _probe_side_by_side(
+    stores: dict[int, Store], workload: Workload, options: Options, progress: Progress
+) -> list[Probe]:
+    """Probe each store (keyed by its size) in alternating rounds."""
+    samples = {stored: _Sample(stored) for stored in stores}
+    scan_ids = [_scan_probe_id(n % SCAN_PROBE_TIMELINES) for n in range(options.scans)]
+    for round_ in range(PROBE_ROUNDS):
+        progress.show(f"probing both stores, round {round_ + 1}/{PROBE_ROUNDS}", force=True)
+        for stored, store in stores.items():
+            sample = samples[stored]
+            sample.scans += await _scan_times(store, scan_ids[round_::PROBE_ROUNDS])
+            appends = workload.appends(options.appenders * options.appends // PROBE_ROUNDS)
+            sample.append_seconds += await _append_concurrently(store, appends, options.appenders)
+            sample.appends += len(appends)
+            fanouts = workload.fanouts(options.probe_fanouts * (options.fanout + 1) // PROBE_ROUNDS)
+            sample.fanout_seconds += await _timed(_fan_out(store, fanouts, options.senders))
+            sample.fanout_entries += _entries(fanouts)
+    return [sample.probe() for sample in samples.values()]
 
 
 async def _grow(
@@ -279,27 +305,33 @@ async def _scratch(options: Options) -> AsyncIterator[_Scratch]:
                 str(path / "naive.db"), synchronous=options.synchronous, cache_kib=NAIVE_CACHE_KIB
             )
             engine = f"SQLite {sqlite3.sqlite_version}, synchronous={options.synchronous}"
-            yield _Scratch(f"sqlite:///{path / 'store.db'}", naive, engine, path)
+            small, large = (f"sqlite:///{path / name}.db" for name in ("small", "store"))
+            yield _Scratch(small, large, naive, engine, path)
         return
-    async with _throwaway_postgres(options.dsn) as (url, version):
-        naive_pg = NaivePostgres(url, writers=options.senders)
-        yield _Scratch(url, naive_pg, f"PostgreSQL {version}", None)
+    async with _throwaway_postgres(options.dsn, ("small", "store")) as (urls, version):
+        naive_pg = NaivePostgres(urls[1], writers=options.senders)
+        yield _Scratch(urls[0], urls[1], naive_pg, f"PostgreSQL {version}", None)
 
 
 @contextlib.asynccontextmanager
-async def _throwaway_postgres(dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """A database created for the run and dropped after it."""
+async def _throwaway_postgres(
+    dsn: str, roles: Sequence[str]
+) -> AsyncIterator[tuple[list[str], str]]:
+    """A database per role, created for the run and dropped after it."""
     import asyncpg
 
-    name = f"tidings_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    token = f"{os.getpid()}_{secrets.token_hex(4)}"
+    names = [f"tidings_bench_{role}_{token}" for role in roles]
     admin = await asyncpg.connect(dsn)
     try:
         version = await admin.fetchval("SHOW server_version")
-        await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield urlsplit(dsn)._replace(path="/" + name).geturl(), str(version)
+            for name in names:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            yield [urlsplit(dsn)._replace(path="/" + name).geturl() for name in names], str(version)
         finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in names:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
@@ -326,7 +358,7 @@ def _entries(plan: Sequence[Fanout]) -> int:
     return sum(fanout.entries for fanout in plan)
 
 
-def _percentile(values: Sequence[float], percent: float) -> float:
+def percentile(values: Sequence[float], percent: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * percent // 100))

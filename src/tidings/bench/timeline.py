@@ -26,20 +26,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--backend", choices=("sqlite", "postgres"), default="sqlite", help="default sqlite")
     add("--json", action="store_true", help="print one JSON object instead of a table")
-    add("--entries", type=int, default=1_000_000, help="grow the store to this many entries")
-    add("--small", type=int, default=10_000, help="the store size of the first probe")
+    add(
+        "--entries",
+        type=int,
+        default=1_000_000,
+        help="grow the store to this many entries (1,000,000)",
+    )
+    add(
+        "--small", type=int, default=10_000, help="the small store costs are compared with (10,000)"
+    )
     add("--inboxes", type=int, default=10_000, help="inboxes the fan-outs pick among")
     add("--fanout", type=int, default=100, help="inboxes per message")
     add("--senders", type=int, default=64, help="concurrent append_many callers")
     add("--appenders", type=int, default=64, help="concurrent single appenders")
-    add("--appends", type=int, default=100, help="appends per appender per probe")
-    add("--probe-fanouts", type=int, default=200, help="messages per fan-out probe")
-    add("--scans", type=int, default=2_000, help="newest-20 scans per probe")
+    add("--appends", type=int, default=50, help="appends per appender per store size")
+    add("--probe-fanouts", type=int, default=200, help="fan-outs per store size")
+    add("--scans", type=int, default=2_000, help="newest-20 scans per store size")
     add("--synchronous", choices=("FULL", "NORMAL"), default="FULL", help="SQLite: default FULL")
     add(
         "--dsn",
         default=DEFAULT_DSN,
-        help=f"PostgreSQL server to create a scratch database on (default {DEFAULT_DSN})",
+        help=f"PostgreSQL server to create scratch databases on (default {DEFAULT_DSN})",
     )
     add("--seed", type=int, default=1, help="seeds the workload")
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from .measure import SCAN_PROBE_DEPTH, SCAN_PROBE_TIMELINES, Options, measure
+    from .measure import PROBE_ROUNDS, SCAN_PROBE_DEPTH, SCAN_PROBE_TIMELINES, Options, measure
     from .progress import Progress
 
     options = Options(
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         dsn=args.dsn,
         seed=args.seed,
     )
-    problem = _check(options, SCAN_PROBE_TIMELINES * SCAN_PROBE_DEPTH)
+    problem = _check(options, SCAN_PROBE_TIMELINES * SCAN_PROBE_DEPTH, PROBE_ROUNDS)
     if problem:
         print(f"tidings bench timeline: {problem}", file=sys.stderr)
         return 2
@@ -79,11 +86,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(options: Options, seeded: int) -> str | None:
+def _check(options: Options, seeded: int, rounds: int) -> str | None:
     counts = ("inboxes", "fanout", "senders", "appenders", "appends", "probe_fanouts", "scans")
     for name in counts:
         if getattr(options, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
+    if min(options.appenders * options.appends, options.probe_fanouts) < rounds:
+        return f"--probe-fanouts and --appenders x --appends must be at least {rounds}"
     if options.fanout > options.inboxes:
         return "--fanout must not exceed --inboxes"
     if options.small <= seeded + options.fanout + 1:
@@ -110,7 +119,7 @@ def figures(report: Report) -> dict[str, Any]:
         "scale_ratio_scan": round(large.scan_p50_ms / small.scan_p50_ms, 3),
         "backend": report.options.backend,
         "engine": report.engine,
-        "stored_entries": large.stored + large.written,
+        "stored_entries": large.stored,
         "fanout_at_end_entries_per_s": round(report.growth.last_rate),
         "naive_fanout_at_end_entries_per_s": round(report.naive.last_rate),
         "fanout_vs_naive": round(report.growth.rate / report.naive.rate, 2),

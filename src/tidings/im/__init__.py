@@ -8,7 +8,7 @@ Every action is a coroutine taking a :class:`Context` first::
     ack = await messaging.send(ctx, "alice", names.dm("alice", "bob"), text="hi")
 """
 
-from . import accounts, contacts, groups, messaging, names, sync
+from . import accounts, contacts, groups, messaging, names, search, sync
 from .access import Window, read_window
 from .accounts import Session
 from .context import Context
@@ -47,5 +47,6 @@ __all__ = [
     "messaging",
     "names",
     "read_window",
+    "search",
     "sync",
 ]

@@ -19,6 +19,14 @@ from ..errors import Forbidden
 from . import names
 from .context import Context
 
+# A "may message" decision (the recipient's policy, blocks, contact state) is
+# reused for this long, sparing two reads on every direct send. A change made
+# in this process forgets it at once (forget_dm_rules); one made on another
+# node applies within this time.
+DM_RULE_SECONDS = 5.0
+# Past this many recipients the decisions are all forgotten, bounding memory.
+DM_RULE_RECIPIENTS = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class Window:
@@ -51,18 +59,46 @@ async def read_window(ctx: Context, user: str, conversation: str) -> Window:
     """
     if names.is_group(conversation):
         record = await membership(ctx, user, names.group_of(conversation))
+        window = membership_window(record)
+        if window is not None:
+            return window
         if record is None or record.get("joined_seq") is None:
             raise Forbidden("you are not a member of this group", conversation=conversation)
-        if not record.get("active") and record.get("left_seq") is None:
-            raise Forbidden("you are leaving this group", conversation=conversation)
-        return Window(record["joined_seq"], None if record.get("active") else record["left_seq"])
+        raise Forbidden("you are leaving this group", conversation=conversation)
     if user not in names.dm_members(conversation):
         raise Forbidden("this conversation is not yours", conversation=conversation)
     return Window(1)
 
 
+def membership_window(record: dict[str, Any] | None) -> Window | None:
+    """The part of a group a membership record lets its user read, or None
+    (never a member, or leaving right now)."""
+    if record is None or record.get("joined_seq") is None:
+        return None
+    if not record.get("active") and record.get("left_seq") is None:
+        return None
+    return Window(record["joined_seq"], None if record.get("active") else record["left_seq"])
+
+
 async def check_dm_allowed(ctx: Context, sender: str, recipient: str) -> None:
     """Raise Forbidden when ``sender`` may not message ``recipient`` directly."""
+    allowed = ctx.dm_allowed.get(recipient)
+    if allowed is not None and allowed.get(sender, 0.0) > ctx.now():
+        return
+    await _check_dm_rules(ctx, sender, recipient)
+    if len(ctx.dm_allowed) > DM_RULE_RECIPIENTS:
+        ctx.dm_allowed.clear()
+    ctx.dm_allowed.setdefault(recipient, {})[sender] = ctx.now() + DM_RULE_SECONDS
+
+
+def forget_dm_rules(ctx: Context, *users: str) -> None:
+    """The users' policy, blocks or contacts changed: decide their direct
+    messages afresh."""
+    for user in users:
+        ctx.dm_allowed.pop(user, None)
+
+
+async def _check_dm_rules(ctx: Context, sender: str, recipient: str) -> None:
     profile = await ctx.require_user(recipient)
     if sender == recipient:
         return

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
-from . import names
+from . import access, names
 from .context import Context
 from .events import SessionRevoked
 
@@ -229,6 +229,7 @@ async def update_profile(ctx: Context, user: str, fields: dict[str, Any]) -> dic
         raise InvalidInput("display_name cannot be empty", field="display_name")
     if checked:
         await ctx.store.update_meta(f"user:{user}", checked)
+        access.forget_dm_rules(ctx, user)
     return await profile(ctx, user)
 
 

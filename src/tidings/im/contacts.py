@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..timeline import Append
-from . import names
+from . import access, names
 from .context import Context
 from .events import InboxAdvanced
 
@@ -33,6 +33,7 @@ async def _state(ctx: Context, user: str, other: str) -> str | None:
 
 async def _set(ctx: Context, user: str, other: str, mine: str | None, theirs: str | None) -> None:
     """Write both sides' states (None deletes) and tell both users' devices."""
+    access.forget_dm_rules(ctx, user, other)
     for owner, peer, state in ((user, other, mine), (other, user, theirs)):
         if state is None:
             await ctx.store.delete_meta(f"contact:{owner}:{peer}")
@@ -93,6 +94,7 @@ async def remove(ctx: Context, user: str, other: str) -> None:
 async def block(ctx: Context, user: str, other: str) -> None:
     other = await _target(ctx, user, other)
     await ctx.store.put_meta(f"block:{user}:{other}", {"since": ctx.now()})
+    access.forget_dm_rules(ctx, user)
     if await _state(ctx, user, other) is not None:
         await _set(ctx, user, other, None, None)
 
@@ -100,6 +102,7 @@ async def block(ctx: Context, user: str, other: str) -> None:
 async def unblock(ctx: Context, user: str, other: str) -> None:
     other = await _target(ctx, user, other)
     await ctx.store.delete_meta(f"block:{user}:{other}")
+    access.forget_dm_rules(ctx, user)
 
 
 async def contacts(ctx: Context, user: str) -> list[dict[str, Any]]:

@@ -31,6 +31,13 @@ class Context:
     # optimisation: sync is the truth), so they may be a few seconds stale.
     # gid -> (read at, members)
     push_audiences: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+    # Member lists of write-fan-out groups by roster version (exact: the
+    # version is in the group record read on every send).
+    # gid -> (roster version, members)
+    rosters: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    # Direct messages recently allowed (see access.check_dm_allowed):
+    # recipient -> sender -> allowed until (store clock)
+    dm_allowed: dict[str, dict[str, float]] = field(default_factory=dict)
     # Read-modify-write steps (a group's membership, a user's read marks) are
     # serialised in-process, one lock per key ("group:<gid>", "read:<user>").
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))

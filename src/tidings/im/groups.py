@@ -243,7 +243,7 @@ async def _admit(
         await ctx.store.put_meta(f"member:{gid}:{user}", {"role": role})
     count = group["member_count"] + len(users)
     ctx.push_audiences.pop(gid, None)
-    await ctx.store.update_meta(names.group(gid), {"member_count": count})
+    await ctx.store.update_meta(names.group(gid), {"member_count": count, **_next_roster(group)})
     for start in range(0, len(users), ANNOUNCE_USERS):
         chunk = users[start : start + ANNOUNCE_USERS]
         await _announce(ctx, gid, {"event": event, "users": chunk, "by": by, "role": role})
@@ -256,9 +256,16 @@ async def _dismiss(ctx: Context, gid: str, user: str, *, by: str, event: str) ->
     ctx.push_audiences.pop(gid, None)
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"active": False})
     await ctx.store.delete_meta(f"member:{gid}:{user}")
-    await ctx.store.update_meta(names.group(gid), {"member_count": group["member_count"] - 1})
+    await ctx.store.update_meta(
+        names.group(gid), {"member_count": group["member_count"] - 1, **_next_roster(group)}
+    )
     seq = await _announce(ctx, gid, {"event": event, "user": user, "by": by}, direct=(user,))
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"left_seq": seq})
+
+
+def _next_roster(group: dict[str, Any]) -> dict[str, int]:
+    """A new roster version: senders reuse a member list while it is unchanged."""
+    return {"roster": group.get("roster", 0) + 1}
 
 
 async def _set_role(ctx: Context, gid: str, user: str, role: str) -> None:

@@ -117,12 +117,22 @@ async def audience(ctx: Context, conversation: str) -> tuple[list[str], bool]:
     if not names.is_group(conversation):
         return list(names.dm_members(conversation)), False
     gid = names.group_of(conversation)
-    if (await ctx.group_record(gid))["member_count"] <= ctx.settings.write_fanout_max:
-        return await group_members(ctx, gid), False
+    record = await ctx.group_record(gid)
+    if record["member_count"] <= ctx.settings.write_fanout_max:
+        return await _roster(ctx, gid, record.get("roster", 0)), False
     cached = ctx.push_audiences.get(gid)
     if cached is None or ctx.now() - cached[0] > PUSH_AUDIENCE_SECONDS:
         cached = ctx.push_audiences[gid] = (ctx.now(), tuple(await group_members(ctx, gid)))
     return list(cached[1]), True
+
+
+async def _roster(ctx: Context, gid: str, version: int) -> list[str]:
+    """The members of a write-fan-out group, read again only when its roster
+    version (bumped by every membership change) moved."""
+    cached = ctx.rosters.get(gid)
+    if cached is None or cached[0] != version:
+        cached = ctx.rosters[gid] = (version, tuple(await group_members(ctx, gid)))
+    return list(cached[1])
 
 
 async def send(

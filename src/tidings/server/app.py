@@ -23,7 +23,8 @@ from ..errors import (
 )
 from ..im import Context, IMSettings
 from ..timeline import Store
-from . import api_accounts, api_messages, api_social, openapi, webroot
+from . import api_accounts, api_messages, api_search, api_social, openapi, webroot
+from .bus import Bus, open_bus
 from .hub import Hub
 from .metrics import CONTENT_TYPE, Metrics
 from .protocol import CLOSE_GOING_AWAY
@@ -172,6 +173,7 @@ def all_routes(index: RawHandler) -> list[Route]:
         *api_accounts.ROUTES,
         *api_social.ROUTES,
         *api_messages.ROUTES,
+        *api_search.ROUTES,
         *operator_routes(index),
     ]
 
@@ -185,7 +187,13 @@ async def _sweep_forever(state: ServerState) -> None:
 
 
 async def _start(app: web.Application) -> None:
+    hub = app[STATE_KEY].hub
+    await hub.bus.start(hub)
     app[SWEEPER_KEY] = asyncio.create_task(_sweep_forever(app[STATE_KEY]))
+
+
+async def _close_bus(app: web.Application) -> None:
+    await app[STATE_KEY].hub.bus.close()
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -206,6 +214,7 @@ def create_app(
     *,
     im_settings: IMSettings | None = None,
     clock: Clock = time.monotonic,
+    bus: Bus | None = None,
 ) -> web.Application:
     """Build the server over an opened store (the caller closes the store).
 
@@ -215,9 +224,10 @@ def create_app(
         im_settings: the IM layer's settings (default: from ``settings``).
         clock: monotonic seconds for heartbeats and rate limits (tests pass a
             fake one).
+        bus: the bus to other nodes (default: the one ``settings.bus`` names).
     """
     metrics_ = Metrics()
-    hub = Hub(metrics_, settings.max_connections_per_user)
+    hub = Hub(metrics_, settings.max_connections_per_user, bus=bus or open_bus(settings.bus))
     ctx = Context(store, im_settings or settings.im_settings(), publish=hub.publish)
     state = ServerState(settings, ctx, hub, metrics_, clock)
     app = web.Application(middlewares=[middleware], client_max_size=settings.max_body_bytes)
@@ -230,4 +240,5 @@ def create_app(
     app[OPENAPI_KEY] = openapi.document(routes)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_close_bus)
     return app

@@ -5,6 +5,10 @@ each event once, queues it on every socket of every recipient and returns at
 once: it never waits for a socket. A socket whose queue is full is cut off
 (close code 4009) rather than slowing anyone else; its device resyncs on
 reconnect.
+
+With several nodes the hub also hands each event to the bus (:mod:`.bus`),
+which carries it to the nodes holding the recipient's other sockets, and
+pushes what the bus brings from them (:meth:`Hub.deliver`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import TooManyConnections
 from ..im import Delivery, GroupAdvanced, InboxAdvanced, SessionRevoked
+from .bus import Bus, LocalBus
 from .metrics import Metrics
 from .protocol import (
     CLOSE_HEARTBEAT,
@@ -83,9 +88,11 @@ class Hub:
         metrics: Metrics,
         max_per_user: int,
         clock: Callable[[], float] = time.perf_counter,
+        bus: Bus | None = None,
     ) -> None:
         self.metrics = metrics
         self.max_per_user = max_per_user
+        self.bus: Bus = bus or LocalBus()
         self.encoder = EventEncoder()
         self._clock = clock
         self._users: dict[str, dict[Connection, None]] = {}
@@ -100,7 +107,8 @@ class Hub:
             yield from list(conns)
 
     def add(self, conn: Connection) -> bool:
-        """Register a socket. Returns whether it is the user's first (now online).
+        """Register a socket. Returns whether it is the user's first on any node
+        (now online).
 
         Raises:
             TooManyConnections: the user is at the limit.
@@ -113,10 +121,14 @@ class Hub:
         conns[conn] = None
         self._empty.clear()
         self.metrics.connections.inc()
-        return len(conns) == 1
+        if len(conns) > 1:
+            return False
+        self.bus.watch(conn.user, True)
+        return not self.bus.online_elsewhere(conn.user)
 
     def remove(self, conn: Connection) -> bool:
-        """Unregister a socket. Returns whether it was the user's last (now offline)."""
+        """Unregister a socket. Returns whether it was the user's last on any
+        node (now offline)."""
         conns = self._users.get(conn.user)
         if conns is None or conn not in conns:
             return False
@@ -127,10 +139,15 @@ class Hub:
         del self._users[conn.user]
         if not self._users:
             self._empty.set()
-        return True
+        self.bus.watch(conn.user, False)
+        return not self.bus.online_elsewhere(conn.user)
 
     def online(self, user: str) -> bool:
-        return user in self._users
+        """Whether ``user`` has a socket on this node or another."""
+        return user in self._users or self.bus.online_elsewhere(user)
+
+    def local_users(self) -> list[str]:
+        return list(self._users)
 
     def connections(self, user: str) -> list[Connection]:
         return list(self._users.get(user, ()))
@@ -158,11 +175,26 @@ class Hub:
     def send_to_user(
         self, user: str, data: bytes, *, ephemeral: bool = False, push: bool = False
     ) -> None:
+        """Queue ``data`` on each of ``user``'s sockets here; an ephemeral frame
+        also goes to their sockets on other nodes."""
         for conn in self.connections(user):
             self.send(conn, data, ephemeral=ephemeral, push=push)
+        if ephemeral:
+            self.bus.relay(user, data)
 
     def publish(self, delivery: Delivery) -> None:
-        """The IM layer's publish callback: push one committed event."""
+        """The IM layer's publish callback: push one committed event here and
+        hand it to the bus for the other nodes."""
+        self.deliver(delivery)
+        self.bus.publish(delivery)
+
+    def deliver_frame(self, user: str, frame: bytes) -> None:
+        """An ephemeral frame from another node: queue it on ``user``'s sockets here."""
+        for conn in self.connections(user):
+            self.send(conn, frame, ephemeral=True)
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Push one committed event to the sockets on this node."""
         if isinstance(delivery, InboxAdvanced):
             self._inbox(delivery)
         elif isinstance(delivery, GroupAdvanced):

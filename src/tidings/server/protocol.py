@@ -8,7 +8,9 @@ docs/protocol.md.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ from ..timeline import Entry
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_REVOKED = 4003
 CLOSE_HEARTBEAT = 4008
@@ -311,6 +314,22 @@ def frame(op: str, ref: Ref = None, **fields: Any) -> bytes:
 
 def error_frame(error: TidingsError, ref: Ref = None) -> bytes:
     return frame("error", ref, **error.to_dict())
+
+
+def text_frames(payloads: Iterable[bytes]) -> bytes:
+    """WebSocket text frames as a server sends them (RFC 6455: final, unmasked,
+    uncompressed), joined so that a burst goes out in one write."""
+    parts: list[bytes] = []
+    for payload in payloads:
+        size = len(payload)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size < 65536:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(payload)
+    return b"".join(parts)
 
 
 class EventEncoder:

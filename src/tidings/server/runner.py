@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
 from ..config import Settings
+from ..im.search import SEARCH
 from ..timeline import Store, open_store
 from .app import SHUTDOWN_GRACE, create_app
 
@@ -27,13 +29,19 @@ def redact(url: str) -> str:
 
 
 async def open_server_store(settings: Settings) -> Store:
-    """The store with inbox retention set from the IM settings."""
+    """The store with inbox retention set from the IM settings, indexed for search."""
     im = settings.im_settings()
     return await open_store(
         settings.db_url,
         retention={"inbox": im.inbox_ttl},
         synchronous=settings.sqlite_synchronous,
+        search=SEARCH,
     )
+
+
+def redact_bus(url: str) -> str:
+    """The bus URLs without their passwords, for logs."""
+    return ",".join(redact(part) for part in url.split(","))
 
 
 def _bound_url(runner: web.AppRunner, settings: Settings) -> str:
@@ -45,11 +53,21 @@ def _bound_url(runner: web.AppRunner, settings: Settings) -> str:
     return f"http://{settings.host}:{settings.port}/"
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve until ``stop`` is set, or SIGINT / SIGTERM arrives.
 
     Shutdown stops accepting, closes sockets with 1001 "going away", then
     closes the store (which finishes the writes in flight).
+
+    Args:
+        settings: what to serve and how.
+        stop: set to stop serving.
+        on_ready: called with the URL once listening, instead of printing the
+            "serving on" and "stopped" lines (a worker of ``--workers``).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,13 +84,22 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            site = web.TCPSite(
+                runner, settings.host, settings.port, reuse_port=settings.reuse_port or None
+            )
+            await site.start()
             url = _bound_url(runner, settings)
-            print(f"tidings: serving on {url} (database {redact(settings.db_url)})", flush=True)
+            if on_ready is not None:
+                on_ready(url)
+            else:
+                bus = f", bus {redact_bus(settings.bus)}" if settings.bus else ""
+                db = redact(settings.db_url)
+                print(f"tidings: serving on {url} (database {db}{bus})", flush=True)
             await stop.wait()
             log.info("shutting down")
         finally:
             await runner.cleanup()
     finally:
         await store.close()
-    print("tidings: stopped", flush=True)
+    if on_ready is None:
+        print("tidings: stopped", flush=True)

@@ -32,6 +32,15 @@ AUTH_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
 # Frames over this many times the frame limit are not even read: close 1009.
 HARD_FRAME_FACTOR = 4
+# Frames queued together are written together, up to this many: a group
+# commit pushes bursts, and one write (one system call) per burst instead of
+# per frame was the largest saving on the push path (docs/benchmarks.md, "Load").
+WRITE_BATCH = 64
+# Past this many bytes waiting in the transport the writer waits for the peer
+# (looking again every WRITE_POLL seconds), so that a slow reader's frames pile
+# up in its outbox, where the slow-consumer limit sees them.
+WRITE_BUFFER_HIGH = 64 * 1024
+WRITE_POLL = 0.01
 TEXT = WSMsgType.TEXT
 BINARY = WSMsgType.BINARY
 
@@ -60,13 +69,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         closing.append(asyncio.create_task(_close(ws, transport, writer, code, reason)))
 
     conn = Connection(conn_id, session, settings.outbound_queue, closer)
-    writer = asyncio.create_task(_write(state, conn, ws))
+    writer = conn.wake = _Writer(state, conn, ws, transport)
     try:
-        await _serve(state, conn, ws, cursor)
+        await _serve(state, conn, ws, cursor, writer)
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        await writer.stop()
         for task in closing:
             await task
         if not ws.closed:
@@ -75,7 +82,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    state: ServerState, conn: Connection, ws: web.WebSocketResponse, cursor: int
+    state: ServerState,
+    conn: Connection,
+    ws: web.WebSocketResponse,
+    cursor: int,
+    writer: _Writer,
 ) -> None:
     try:
         first = state.hub.add(conn)
@@ -85,7 +96,10 @@ async def _serve(
         return
     log.info("conn=%s user=%s device=%s connected", conn.id, conn.user, conn.device)
     try:
-        state.hub.send(conn, await _ready(state, conn, cursor))
+        # Pushes may be queued while ready is built (the socket is registered
+        # first so that no commit is missed): ready still goes out first.
+        conn.outbox.appendleft((await _ready(state, conn, cursor), 0.0))
+        writer.greet()
         if first:
             await _announce(state, conn.user, True)
         await _read(state, conn, ws)
@@ -113,7 +127,9 @@ async def _authenticate(
     except TidingsError as exc:
         with contextlib.suppress(ConnectionError):
             await ws.send_frame(p.error_frame(exc, ref), TEXT)
-        await ws.close(code=p.CLOSE_UNAUTHORIZED, message=exc.code.encode())
+        # The database being down is no reason to log in again: try later.
+        code = p.CLOSE_TRY_AGAIN if isinstance(exc, Unavailable) else p.CLOSE_UNAUTHORIZED
+        await ws.close(code=code, message=exc.code.encode())
         return None
     cursor = int(record.get("cursor", 0))
     session.authenticate(found.user, found.device, cursor)
@@ -200,32 +216,94 @@ def _refuse(state: ServerState, conn: Connection, error: TidingsError, ref: p.Re
     state.hub.send(conn, p.error_frame(error, ref))
 
 
-async def _write(state: ServerState, conn: Connection, ws: web.WebSocketResponse) -> None:
-    """Drain the connection's queue onto the socket, one frame at a time."""
-    outbox = conn.outbox
-    metrics = state.metrics
-    try:
-        while conn.closed_with is None:
-            if not outbox:
-                conn.wake.clear()
-                await conn.wake.wait()
-                continue
-            data, stamp = outbox.popleft()
-            if data is None:
-                await ws.ping()
-                continue
+class _Writer(asyncio.Event):
+    """Writes a connection's queued frames, standing in for its wake-up event.
+
+    The hub sets the event when it queues a frame; that starts a task which
+    writes until the outbox is empty and then ends, so that an idle socket
+    holds no task (memory per idle socket: docs/benchmarks.md, "Load"). Nothing
+    is written before :meth:`greet` (``ready`` goes out first).
+    """
+
+    def __init__(
+        self, state: ServerState, conn: Connection, ws: web.WebSocketResponse, transport: Any
+    ) -> None:
+        super().__init__()
+        self._state, self._conn, self._ws, self._transport = state, conn, ws, transport
+        self._task: asyncio.Task[None] | None = None
+        self._greeted = False
+
+    def set(self) -> None:
+        if self._greeted and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._drain())
+
+    def greet(self) -> None:
+        self._greeted = True
+        self.set()
+
+    def cancel(self) -> None:
+        self._greeted = False
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        self.cancel()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _drain(self) -> None:
+        """Write until the outbox is empty, the frames queued at the time in one write."""
+        conn, outbox = self._conn, self._conn.outbox
+        try:
+            while outbox and conn.closed_with is None:
+                if outbox[0][0] is None:
+                    outbox.popleft()
+                    await self._ws.ping()
+                    continue
+                batch: list[bytes] = []
+                stamps: list[float] = []
+                while outbox and len(batch) < WRITE_BATCH and outbox[0][0] is not None:
+                    data, stamp = outbox.popleft()
+                    batch.append(data)  # type: ignore[arg-type]
+                    stamps.append(stamp)
+                await _send(self._ws, self._transport, batch)
+                _observe(self._state, stamps)
+        except (ConnectionError, RuntimeError):
+            pass  # the peer went away; the reader sees it too and cleans up
+
+
+async def _send(ws: web.WebSocketResponse, transport: Any, frames: list[bytes]) -> None:
+    if transport is None:  # not a plain socket: frame by frame through aiohttp
+        for data in frames:
             await ws.send_frame(data, TEXT)
-            if stamp:
-                metrics.commit_to_push.observe(time.perf_counter() - stamp)
-                metrics.pushes.inc()
-    except (ConnectionError, RuntimeError):
-        pass  # the peer went away; the reader sees it too and cleans up
+        return
+    if transport.is_closing():
+        raise ConnectionResetError("the socket is closing")
+    transport.write(p.text_frames(frames))
+    while transport.get_write_buffer_size() > WRITE_BUFFER_HIGH:
+        if transport.is_closing():
+            raise ConnectionResetError("the socket is closing")
+        await asyncio.sleep(WRITE_POLL)
+
+
+def _observe(state: ServerState, stamps: list[float]) -> None:
+    """Count pushes (frames stamped when a commit queued them) and their delay."""
+    now = time.perf_counter()
+    metrics = state.metrics
+    pushed = 0
+    for stamp in stamps:
+        if stamp:
+            metrics.commit_to_push.observe(now - stamp)
+            pushed += 1
+    if pushed:  # one increment per write: each takes the metric's lock
+        metrics.pushes.inc(pushed)
 
 
 async def _close(
     ws: web.WebSocketResponse,
     transport: Any,
-    writer: asyncio.Task[None],
+    writer: _Writer,
     code: int,
     reason: str,
 ) -> None:

@@ -5,6 +5,7 @@ Knows nothing about chat. Open a store with :func:`open_store`.
 
 from .backend import Backend
 from .model import Append, Batch, Direction, Entry, Message, Page
+from .search import Hit, Scope, SearchConfig, SearchPage
 from .store import DEFAULT_MAX_MESSAGE_BYTES, MAX_SCAN_LIMIT, Store, open_store
 
 __all__ = [
@@ -15,8 +16,12 @@ __all__ = [
     "Batch",
     "Direction",
     "Entry",
+    "Hit",
     "Message",
     "Page",
+    "Scope",
+    "SearchConfig",
+    "SearchPage",
     "Store",
     "open_store",
 ]

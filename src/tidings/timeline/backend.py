@@ -17,9 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .search import Candidate, Phrase, Scope, SearchConfig
 
 
 class Backend(Protocol):
+    # What the backend indexes for search (None: nothing). Index rows are
+    # written in the same transaction as the entries and records they index.
+    search_config: SearchConfig | None
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
@@ -85,3 +90,25 @@ class Backend(Protocol):
     ) -> list[tuple[str, dict[str, Any]]]:
         """Records whose id starts with ``prefix`` and whose fields equal ``where``,
         ordered by id, starting after the id ``after``."""
+
+    async def search(
+        self,
+        phrases: Sequence[Phrase],
+        scopes: Sequence[Scope],
+        *,
+        after: float | None,
+        before: float | None,
+        facet: str | None,
+        cursor: tuple[float, str, int] | None,
+        limit: int,
+    ) -> list[Candidate]:
+        """Indexed entries matching every phrase, within ``scopes`` (seq bounds
+        inclusive), created in ``[after, before)``, with ``facet`` when given,
+        strictly after ``cursor`` in newest-first order (descending
+        ``(created_at, timeline_id, seq)``); the first ``limit`` of them, in that order."""
+
+    async def search_meta(
+        self, kind: str, query: str, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Indexed metadata records ``kind:*`` whose folded text contains the
+        normalised ``query``: records with a value starting with it first, then by id."""

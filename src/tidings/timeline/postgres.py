@@ -38,7 +38,9 @@ import asyncpg
 import orjson
 
 from ..errors import InvalidInput, TidingsError, Unavailable
+from . import postgres_search as search_sql
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .search import Candidate, Phrase, Scope, SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,14 @@ WITH heads AS (
 )
 SELECT id, last_seq FROM heads
 """
+# 2: the search index, kept in postgres_search.py.
+MIGRATIONS.append(search_sql.MIGRATION)
+
+_head, _, _tail = _APPEND.rpartition("SELECT id, last_seq FROM heads")
+# The append statement that also writes the index rows of indexed items.
+_APPEND_INDEXED = (
+    _head.rstrip("\n") + search_sql.INDEX_CTE + "SELECT id, last_seq FROM heads" + _tail
+)
 _CLIENT_ID_INDEX = "entries_client_id"
 _COLUMNS = "seq, created_at, client_id, ref_timeline, ref_seq, message"
 _SELECT_ENTRY = f"SELECT {_COLUMNS} FROM entries WHERE timeline_id = $1 AND seq = $2"
@@ -139,6 +149,8 @@ ORDER BY seq {{}} LIMIT $5
 """
 _SCAN_FORWARD = _SCAN.format("ASC")
 _SCAN_BACKWARD = _SCAN.format("DESC")
+_DELETE_ENTRY = "DELETE FROM entries WHERE timeline_id = $1 AND seq = $2"
+_PURGE = "DELETE FROM entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2"
 _OLDEST_SEQ = """
 SELECT coalesce(
     (SELECT min(seq) FROM entries WHERE timeline_id = $1 AND created_at >= $2),
@@ -161,8 +173,10 @@ class PostgresBackend:
         *,
         min_connections: int = MIN_CONNECTIONS,
         max_connections: int = MAX_CONNECTIONS,
+        search: SearchConfig | None = None,
     ) -> None:
         self.url = url
+        self.search_config = search
         self.min_connections = min_connections
         self.max_connections = max_connections
         self._pool: Any = None
@@ -275,7 +289,7 @@ class PostgresBackend:
             async with self._connection() as conn:
                 if len(group) > 1:
                     try:
-                        batches = await _write_together(conn, group)
+                        batches = await _write_together(conn, group, self.search_config)
                     except _Clash:
                         pass
                     else:
@@ -284,7 +298,8 @@ class PostgresBackend:
                         return
                 for job in group:
                     try:
-                        _settle(job.future, await _write_alone(conn, job))
+                        outcome = await _write_alone(conn, job, self.search_config)
+                        _settle(job.future, outcome)
                     except Exception as exc:
                         _settle(job.future, _public(exc))
         except Exception as exc:
@@ -316,13 +331,17 @@ class PostgresBackend:
                 seq,
                 encode(entry.message),
             )
+            if self.search_config is not None:
+                await search_sql.reindex(
+                    conn, self.search_config, timeline_id, seq, entry.message, entry.created_at
+                )
         return entry
 
     async def delete(self, timeline_id: str, seq: int) -> None:
         async with self._connection() as conn:
-            await conn.execute(
-                "DELETE FROM entries WHERE timeline_id = $1 AND seq = $2", timeline_id, seq
-            )
+            indexed = self.search_config and self.search_config.indexes(timeline_id)
+            statement = search_sql.DELETE_ENTRY if indexed else _DELETE_ENTRY
+            await conn.execute(statement, timeline_id, seq)
 
     async def heads(self, timeline_ids: Sequence[str]) -> dict[str, int]:
         rows = await self._read(
@@ -373,11 +392,8 @@ class PostgresBackend:
             ids = [row[0] for row in rows]
             if not ids:
                 return 0, None
-            status = await conn.execute(
-                "DELETE FROM entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2",
-                ids,
-                before,
-            )
+            indexed = self.search_config and self.search_config.indexes(low)
+            status = await conn.execute(search_sql.PURGE if indexed else _PURGE, ids, before)
         return _row_count(status), (ids[-1] if len(ids) == max_timelines else None)
 
     # -- metadata --------------------------------------------------------------
@@ -387,18 +403,20 @@ class PostgresBackend:
         return None if text is None else _json_object(text)
 
     async def put_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> None:
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO meta (id, fields) VALUES ($1, $2::jsonb)"
                 " ON CONFLICT (id) DO UPDATE SET fields = excluded.fields",
                 timeline_id,
                 _json_text(fields),
             )
+            if self.search_config is not None:
+                await search_sql.put_meta_text(conn, self.search_config, timeline_id, fields)
 
     async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         kept = {key: value for key, value in fields.items() if value is not None}
         removed = [key for key, value in fields.items() if value is None]
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
             text = await conn.fetchval(
                 "INSERT INTO meta AS m (id, fields) VALUES ($1, $2::jsonb)"
                 " ON CONFLICT (id) DO UPDATE"
@@ -408,11 +426,14 @@ class PostgresBackend:
                 _json_text(kept),
                 removed,
             )
-        return _json_object(text)
+            merged = _json_object(text)
+            if self.search_config is not None:
+                await search_sql.put_meta_text(conn, self.search_config, timeline_id, merged)
+        return merged
 
     async def delete_meta(self, timeline_id: str) -> None:
         async with self._connection() as conn:
-            await conn.execute("DELETE FROM meta WHERE id = $1", timeline_id)
+            await conn.execute(search_sql.DELETE_META, timeline_id)
 
     async def find_meta(
         self, prefix: str, where: Mapping[str, Any], after: str | None, limit: int
@@ -434,6 +455,39 @@ class PostgresBackend:
         rows = await self._read("fetch", " ".join(sql), *args)
         return [(row[0], _json_object(row[1])) for row in rows]
 
+    # -- search ----------------------------------------------------------------
+
+    async def search(
+        self,
+        phrases: Sequence[Phrase],
+        scopes: Sequence[Scope],
+        *,
+        after: float | None,
+        before: float | None,
+        facet: str | None,
+        cursor: tuple[float, str, int] | None,
+        limit: int,
+    ) -> list[Candidate]:
+        if self.search_config is None:
+            return []
+        args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+        probed = [scope.timeline_id for scope in scopes[: search_sql.PROBE_SCOPES]]
+        matched, seen = await self._read(
+            "fetchrow", search_sql.PROBE, probed, search_sql.PROBE_WINDOW, args[4]
+        )
+        sparse = not seen or matched / seen <= search_sql.SPARSE_DENSITY
+        statement = search_sql.SEARCH_SPARSE if sparse else search_sql.SEARCH
+        return search_sql.candidates(await self._read("fetch", statement, *args))
+
+    async def search_meta(
+        self, kind: str, query: str, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        args = search_sql.search_meta_arguments(kind, query, limit)
+        if self.search_config is None or args is None:
+            return []
+        rows = await self._read("fetch", search_sql.SEARCH_META, *args)
+        return [(row[0], _json_object(row[1])) for row in rows]
+
 
 @dataclass(slots=True, eq=False)
 class _Job:
@@ -449,8 +503,10 @@ class _Clash(Exception):
     """Jobs written together failed on one job's data (see ``_commit``)."""
 
 
-async def _write_together(conn: Any, group: Sequence[_Job]) -> list[Batch]:
-    plan = _AppendPlan(group)
+async def _write_together(
+    conn: Any, group: Sequence[_Job], search: SearchConfig | None
+) -> list[Batch]:
+    plan = _AppendPlan(group, search)
     try:
         rows = await _run_append(conn, plan)
     except asyncpg.UniqueViolationError as exc:
@@ -462,8 +518,8 @@ async def _write_together(conn: Any, group: Sequence[_Job]) -> list[Batch]:
     return plan.batches(rows)
 
 
-async def _write_alone(conn: Any, job: _Job) -> Batch:
-    plan = _AppendPlan([job])
+async def _write_alone(conn: Any, job: _Job, search: SearchConfig | None) -> Batch:
+    plan = _AppendPlan([job], search)
     for _ in range(WRITE_ATTEMPTS):
         try:
             rows = await _run_append(conn, plan)
@@ -486,7 +542,7 @@ async def _write_alone(conn: Any, job: _Job) -> Batch:
 async def _run_append(conn: Any, plan: _AppendPlan) -> list[Any]:
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            rows: list[Any] = await conn.fetch(_APPEND, *plan.arguments())
+            rows: list[Any] = await conn.fetch(plan.statement, *plan.arguments())
             return rows
         except asyncpg.TransactionRollbackError:
             if attempt == WRITE_ATTEMPTS:
@@ -504,7 +560,7 @@ class _AppendPlan:
     Each distinct (message, clock reading) is sent once, as a "variant".
     """
 
-    def __init__(self, jobs: Sequence[_Job]) -> None:
+    def __init__(self, jobs: Sequence[_Job], search: SearchConfig | None = None) -> None:
         self.jobs = jobs
         self.items: list[EncodedAppend] = []
         self.refs: list[int | None] = []  # an item's ref, as an index into self.items
@@ -525,6 +581,16 @@ class _AppendPlan:
         for item in self.items:
             seen[item.timeline_id] += 1
             self.back.append(self.counts[item.timeline_id] - seen[item.timeline_id])
+        self.index = None
+        if search is not None:
+            self.index = search_sql.index_rows(
+                search,
+                [
+                    (item.timeline_id, back, now, item.body)
+                    for item, back, now in zip(self.items, self.back, self.nows, strict=True)
+                ],
+            )
+        self.statement = _APPEND if self.index is None else _APPEND_INDEXED
 
     def arguments(self) -> tuple[Any, ...]:
         # Sorted ids: every batch locks its timelines in the same global order.
@@ -540,7 +606,7 @@ class _AppendPlan:
             [None if ref is None else self.items[ref].timeline_id for ref in self.refs],
             [None if ref is None else self.back[ref] for ref in self.refs],
             self.variant,
-        )
+        ) + (self.index or ())
 
     def batches(self, rows: Sequence[Any]) -> list[Batch]:
         """One batch per job, from the statement's ``(id, last_seq)`` rows."""

@@ -7,7 +7,8 @@ first run side by side; only when one fails is the transaction rolled back and
 run again with each job in its own savepoint, so that the failing job rolls back
 alone (a savepoint copies every page a job touches, which the common case
 should not pay for). Reads run on a small pool of reader threads, each with its
-own connection, so the event loop never waits on the disk.
+own connection, so the event loop never waits on the disk. A checkpoint thread
+copies the WAL back into the database file beside the writer.
 
 Layout: a message body is stored once in ``bodies`` (reference counted) and
 entries carry only a reference, so a message fanned out to a hundred inboxes
@@ -37,6 +38,9 @@ import orjson
 
 from ..errors import InvalidInput, TidingsError, Unavailable
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .search import Candidate, Phrase, Scope, SearchConfig
+from .sqlite_search import MIGRATION as SEARCH_MIGRATION
+from .sqlite_search import SQLiteSearch
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,21 @@ STAGED_ROWS = 65_536
 # A merge moves one slice of the timeline-id space per group commit, so writers
 # wait for a slice (milliseconds), never for the whole table.
 MERGE_SLICES = 8
+# While no write is waiting, the writer keeps merging until ``recent`` is down to
+# this many rows, so that a burst of writes after a quiet spell finds room and
+# pays for no merge.
+IDLE_STAGED_ROWS = STAGED_ROWS // 2
+# The WAL is copied back into the database file (checkpointed) by a thread of
+# its own this often, so the copy and its fsync overlap the writer's next
+# commits instead of delaying them. A quarter second of commits rewrites the hot
+# pages (of ``recent``, ``timelines``, ``bodies``) many times; each is copied once.
+CHECKPOINT_INTERVAL_S = 0.25
+# The writer checkpoints by itself (SQLite's wal_autocheckpoint) only once the
+# WAL holds this many pages (128 MiB at 4 KiB pages): under a steady stream of
+# commits the checkpoint thread never sees the WAL complete, and only the
+# writer's checkpoint, between two of its commits, lets the WAL start over from
+# its beginning. By then the checkpoint thread has copied nearly all of it.
+WAL_CHECKPOINT_PAGES = 32_768
 # The tables an entry may be in; every read of entries looks at both.
 ENTRY_TABLES = ("recent", "entries")
 _ENTRY_COLUMNS = "timeline_id, seq, body_id, created_at, client_id, ref_timeline, ref_seq"
@@ -114,6 +133,9 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+# 3: the search index, kept in sqlite_search.py.
+MIGRATIONS.append(SEARCH_MIGRATION)
+
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
@@ -122,13 +144,19 @@ class SQLiteBackend:
     the WAL at every commit (durable across power loss); NORMAL survives a crash
     of the process but not of the machine."""
 
-    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str, *, synchronous: str = "FULL", search: SearchConfig | None = None
+    ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL"):
             raise InvalidInput("synchronous must be FULL or NORMAL")
         self.path = path
         self.synchronous = synchronous.upper()
+        self.search_config = search
+        self._search = None if search is None else SQLiteSearch(search)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -149,6 +177,7 @@ class SQLiteBackend:
         # Statement journals (a statement that fails half-way rolls back alone)
         # and savepoints are kept in memory instead of temporary files.
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         return conn
 
     async def open(self) -> None:
@@ -165,12 +194,24 @@ class SQLiteBackend:
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tidings-sqlite-read")
         await self._write(_migrate)
         await self._write(self._count_staged)
+        self._stopping.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_forever,
+            args=(await asyncio.to_thread(self._connect),),
+            name="tidings-sqlite-checkpoint",
+            daemon=True,
+        )
+        self._checkpointer.start()
 
     async def close(self) -> None:
         if self._writer is not None:
             self._jobs.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._checkpointer is not None:
+            self._stopping.set()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
@@ -192,7 +233,7 @@ class SQLiteBackend:
     def _write_forever(self, conn: sqlite3.Connection) -> None:
         try:
             while True:
-                first = self._jobs.get()
+                first = self._next_job(conn)
                 if first is None:
                     return
                 jobs = [first]
@@ -216,23 +257,50 @@ class SQLiteBackend:
         finally:
             conn.close()
 
+    def _checkpoint_forever(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database every ``CHECKPOINT_INTERVAL_S``, without
+        blocking the writer or readers (a passive checkpoint)."""
+        try:
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("background checkpoint failed (the writer's will do): %s", exc)
+        finally:
+            conn.close()
+
     def _count_staged(self, conn: sqlite3.Connection) -> None:
         (self._staged,) = conn.execute("SELECT count(*) FROM recent").fetchone()
 
-    def _merge_slice(self, conn: sqlite3.Connection) -> None:
-        """Move one slice of ``recent`` into ``entries`` in its own transaction."""
+    def _next_job(self, conn: sqlite3.Connection) -> _Job | None:
+        """The next queued job; while none is waiting, merge down to
+        ``IDLE_STAGED_ROWS`` first (a failed merge ends that until the next write)."""
+        while self._staged > IDLE_STAGED_ROWS:
+            try:
+                return self._jobs.get_nowait()
+            except queue.Empty:
+                if not self._merge_slice(conn):
+                    break
+        return self._jobs.get()
+
+    def _merge_slice(self, conn: sqlite3.Connection) -> bool:
+        """Move one slice of ``recent`` into ``entries`` in its own transaction.
+        Returns whether it succeeded."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            moved, self._merge_after = _merge(conn, self._merge_after, STAGED_ROWS // MERGE_SLICES)
-            if not self._merge_after:
-                self._count_staged(conn)  # a full round: drop the estimate's drift
-            else:
-                self._staged -= moved
+            moved, after = _merge(conn, self._merge_after, STAGED_ROWS // MERGE_SLICES)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.warning("merging staged entries failed (retried after the next write): %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            return False
+        self._merge_after = after
+        if after:
+            self._staged -= moved
+        else:
+            self._count_staged(conn)  # a full round: drop the estimate's drift
+        return True
 
     # -- reads -----------------------------------------------------------------
 
@@ -258,7 +326,16 @@ class SQLiteBackend:
     # -- entries ---------------------------------------------------------------
 
     async def append_many(self, items: Sequence[EncodedAppend], now: float) -> Batch:
-        return await self._write(lambda conn: _append_many(conn, items, now))
+        search = self._search
+        documents = None if search is None else search.prepare(items)
+
+        def write(conn: sqlite3.Connection) -> Batch:
+            batch = _append_many(conn, items, now)
+            if search is None or documents is None:
+                return batch
+            return search.appended(conn, batch, documents)
+
+        return await self._write(write)
 
     async def get(self, timeline_id: str, seq: int, not_before: float | None) -> Entry | None:
         def read(conn: sqlite3.Connection) -> Entry | None:
@@ -294,6 +371,8 @@ class SQLiteBackend:
                     " WHERE timeline_id = ? AND seq = ?",
                     (new_id, timeline_id, seq),
                 )
+            if self._search is not None:
+                self._search.updated(conn, timeline_id, seq, message, created_at)
             ref = None if ref_timeline is None else (ref_timeline, ref_seq)
             return Entry(timeline_id, seq, message, created_at, client_id, ref)
 
@@ -307,6 +386,8 @@ class SQLiteBackend:
                     (timeline_id, seq),
                 ).fetchall()
                 _release_bodies(conn, (row[0] for row in rows))
+            if self._search is not None:
+                self._search.deleted(conn, timeline_id, seq)
 
         await self._write(write)
 
@@ -396,6 +477,9 @@ class SQLiteBackend:
                 ).fetchall()
                 deleted += len(rows)
                 _release_bodies(conn, (row[0] for row in rows))
+            if self._search is not None:
+                for timeline_id in ids:
+                    self._search.purged(conn, timeline_id, before)
             return deleted, (ids[-1] if len(ids) == max_timelines else None)
 
         return await self._write(write)
@@ -418,6 +502,8 @@ class SQLiteBackend:
                 " ON CONFLICT (id) DO UPDATE SET fields = excluded.fields",
                 (timeline_id, text),
             )
+            if self._search is not None:
+                self._search.meta_put(conn, timeline_id, fields)
 
         await self._write(write)
 
@@ -435,6 +521,8 @@ class SQLiteBackend:
                 " ON CONFLICT (id) DO UPDATE SET fields = excluded.fields",
                 (timeline_id, orjson.dumps(merged).decode()),
             )
+            if self._search is not None:
+                self._search.meta_put(conn, timeline_id, merged)
             return merged
 
         return await self._write(write)
@@ -442,6 +530,8 @@ class SQLiteBackend:
     async def delete_meta(self, timeline_id: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM meta WHERE id = ?", (timeline_id,))
+            if self._search is not None:
+                self._search.meta_deleted(conn, timeline_id)
 
         await self._write(write)
 
@@ -473,6 +563,43 @@ class SQLiteBackend:
             return [(row[0], orjson.loads(row[1])) for row in conn.execute(statement, args)]
 
         return await self._read(read)
+
+    # -- search ----------------------------------------------------------------
+
+    async def search(
+        self,
+        phrases: Sequence[Phrase],
+        scopes: Sequence[Scope],
+        *,
+        after: float | None,
+        before: float | None,
+        facet: str | None,
+        cursor: tuple[float, str, int] | None,
+        limit: int,
+    ) -> list[Candidate]:
+        search = self._search
+        if search is None:
+            return []
+        return await self._read(
+            lambda conn: search.search(
+                conn,
+                phrases,
+                scopes,
+                after=after,
+                before=before,
+                facet=facet,
+                cursor=cursor,
+                limit=limit,
+            )
+        )
+
+    async def search_meta(
+        self, kind: str, query: str, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        search = self._search
+        if search is None:
+            return []
+        return await self._read(lambda conn: search.search_meta(conn, kind, query, limit))
 
 
 # -- jobs run on the writer thread ----------------------------------------------

@@ -17,8 +17,10 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidInput, NotFound, TooLarge
+from . import searching
 from .backend import Backend
 from .model import Append, Batch, Direction, EncodedAppend, Entry, Message, Page
+from .search import Scope, SearchConfig, SearchPage
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +337,71 @@ class Store:
                 raise InvalidInput(f"where[{key!r}] must be a string, number or boolean")
         return await self.backend.find_meta(prefix, where, after, limit)
 
+    # -- search ----------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        scopes: Sequence[Scope],
+        *,
+        after: float | None = None,
+        before: float | None = None,
+        facet: str | None = None,
+        order: str = "newest",
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> SearchPage:
+        """Find indexed entries whose text matches ``query``.
+
+        Only the timelines and seq ranges of ``scopes`` are searched: the caller
+        decides what may be read and passes it in. Matching is described in
+        ``docs/search.md``: every white-space separated part of the query must
+        occur (CJK by character bigrams, other scripts by word, the last word
+        as a prefix), case-insensitively. Query syntax does not exist: any text
+        is a valid query, and one without letters or digits matches nothing.
+
+        Args:
+            query: the text to find (the first 200 characters are used).
+            scopes: the timelines to search, each with its readable seq bounds
+                (inclusive), at most ``MAX_SCOPES``, each named once.
+            after, before: only entries created at ``after <= t < before``.
+            facet: only entries whose facet field (``SearchConfig.facet``) equals this.
+            order: "newest" (newest first) or "relevance" (best of the newest
+                ``RELEVANCE_POOL`` matches first).
+            cursor: the ``cursor`` of the previous page, to get the next one.
+            limit: hits per page, 1 to 100.
+
+        Returns:
+            A page of hits (timeline id, seq, time, facet, marked snippet) and
+            the cursor of the next page (None when there is none).
+
+        Raises:
+            InvalidInput: bad scopes, bounds, order, limit or cursor.
+        """
+        return await searching.search(
+            self.backend,
+            query,
+            scopes,
+            after=after,
+            before=before,
+            facet=facet,
+            order=order,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    async def search_meta(
+        self, kind: str, query: str, *, limit: int = 20
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Metadata records ``kind:*`` (kinds named in ``SearchConfig.meta``) whose
+        id or indexed fields contain ``query`` (case-insensitive; any script).
+        Records with a field starting with the query come first, then by id.
+
+        Raises:
+            InvalidInput: a bad kind, a query that is not a string, a bad limit.
+        """
+        return await searching.search_meta(self.backend, kind, query, limit)
+
     # -- helpers ---------------------------------------------------------------
 
     def encode(self, message: Mapping[str, Any]) -> bytes:
@@ -405,9 +472,13 @@ async def open_store(url: str, **options: Any) -> Store:
     ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` (the embedded
     default) or ``postgresql://user@host:port/db``. ``options`` go to
     :class:`Store` (retention, max_message_bytes, clock, purge_interval), except
-    ``synchronous`` (SQLite: "FULL" or "NORMAL").
+    ``synchronous`` (SQLite: "FULL" or "NORMAL") and ``search`` (a
+    :class:`SearchConfig`: what to index; nothing by default), which go to the backend.
     """
     backend: Backend
+    search: SearchConfig | None = options.pop("search", None)
+    if search is not None and not isinstance(search, SearchConfig):
+        raise InvalidInput("search must be a SearchConfig")
     if url.startswith("sqlite://"):
         from .sqlite import SQLiteBackend
 
@@ -416,12 +487,13 @@ async def open_store(url: str, **options: Any) -> Store:
             path = path[1:]
         if not path:
             raise InvalidInput("a sqlite URL names a file: sqlite:///path/to/file.db")
-        backend = SQLiteBackend(path, synchronous=options.pop("synchronous", "FULL"))
+        synchronous = options.pop("synchronous", "FULL")
+        backend = SQLiteBackend(path, synchronous=synchronous, search=search)
     elif url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresBackend
 
         options.pop("synchronous", None)
-        backend = PostgresBackend(url)
+        backend = PostgresBackend(url, search=search)
     else:
         raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:/// or postgresql://")
     return await Store(backend, **options).open()

@@ -1,5 +1,6 @@
 // HTTP JSON under /api with a bearer token (docs/protocol.md, "HTTP routes").
 
+import type { MessageHit, UserHit } from './search'
 import type { ConversationSummary, WireMessage } from './types'
 
 export class ApiError extends Error {
@@ -170,6 +171,20 @@ export class Api {
 
   leave(gid: string): Promise<unknown> {
     return this.request('POST', `/groups/${encodeURIComponent(gid)}/leave`)
+  }
+
+  searchUsers(q: string): Promise<UserHit[]> {
+    return this.request('GET', `/search/users?${new URLSearchParams({ q })}`)
+  }
+
+  searchGroups(q: string): Promise<Group[]> {
+    return this.request('GET', `/search/groups?${new URLSearchParams({ q })}`)
+  }
+
+  searchMessages(q: string, cursor?: string): Promise<{ hits: MessageHit[]; cursor: string | null }> {
+    const query = new URLSearchParams({ q })
+    if (cursor) query.set('cursor', cursor)
+    return this.request('GET', `/search/messages?${query}`)
   }
 }
 

@@ -65,6 +65,8 @@ export interface ClientState {
   typing: Record<string, Record<string, number>>
   notice: string | null
   loadingOlder: boolean
+  /** A message to bring into view (a search hit), until the view has shown it. */
+  focus: { conversation: string; seq: number } | null
 }
 
 export function createState(me: string): ClientState {
@@ -80,6 +82,7 @@ export function createState(me: string): ClientState {
     typing: {},
     notice: null,
     loadingOlder: false,
+    focus: null,
   }
 }
 
@@ -97,6 +100,9 @@ export interface EngineDeps {
 
 // History page size: a screenful or two, cheap to render.
 export const PAGE = 50
+// Opening a search hit loads at most this many older pages (2,500 messages)
+// to reach it; an older hit opens at the oldest page loaded.
+const JUMP_PAGES = 50
 // Sync page size: big enough to catch up quickly, small enough to apply at once.
 const SYNC_PAGE = 200
 // Someone's "typing…" shows this long (ms) after their last typing frame.
@@ -496,6 +502,20 @@ export class Engine {
     if (name && !summary.name) summary.name = name
     await this.ensureLoaded(conversation)
     this.markRead(conversation)
+  }
+
+  /**
+   * Show a conversation at `seq` (a search hit): pages of history are loaded
+   * back from the newest until `seq` is in the log (at most `JUMP_PAGES`), so
+   * the log stays one unbroken range; the view then scrolls to it.
+   */
+  async openAt(conversation: string, seq: number): Promise<void> {
+    await this.open(conversation)
+    const log = this.log(conversation)
+    for (let page = 0; page < JUMP_PAGES && (log.oldest ?? 0) > seq; page++) {
+      if (!(await this.loadOlder(conversation))) break
+    }
+    this.state.focus = { conversation, seq }
   }
 
   /** The newest page of a conversation, fetched once. */

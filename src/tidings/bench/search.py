@@ -1,0 +1,294 @@
+"""``tidings bench search``: how fast search answers, and what the index costs.
+
+On a scratch store thrown away afterwards: store ``--messages`` chat messages
+(mixed Chinese and English, character frequencies skewed like real text) in
+``--conversations`` conversations; then, for a user who may read
+``--readable`` of them, time searches of one, two and four CJK characters and
+of English words (newest 20 hits); then time sends (one history entry and two
+inbox copies each, 64 concurrent senders) with the index on and off, and report
+their ratio. On PostgreSQL the tables are vacuumed and analysed after the
+bulk load (what autovacuum does on a server). ``--json`` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Common Chinese characters, most frequent first: messages draw from them with
+# Zipf-like weights, so that a one-character query for a frequent character
+# matches a large share of all messages (the hard case for an index).
+HAN = (
+    "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学"
+    "对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面"
+    "公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明社机定表物情打被五车亲"
+    "书相别西教问正机信东条电万字该空许反风场代利音走题影听数刚常给重气安门变觉原梧桐树群模型凤"
+)
+WORDS = (
+    "hello world timeline model search index message group update server client "
+    "python sqlite postgres release deploy review merge branch commit test bug fix"
+).split()
+# How many sends run at once in the send probes (each acked once durable).
+SENDERS = 64
+# Messages are written in batches of this many (one commit each) while seeding.
+SEED_BATCH = 500
+SEED_WRITERS = 4
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--backend", choices=("sqlite", "postgres"), default="sqlite", help="default sqlite")
+    add("--json", action="store_true", help="print one JSON object instead of a table")
+    add("--messages", type=int, default=1_000_000, help="messages stored (default 1,000,000)")
+    add("--conversations", type=int, default=2_000, help="conversations they are spread over")
+    add("--readable", type=int, default=100, help="conversations the searching user reads")
+    add("--queries", type=int, default=200, help="searches per query kind")
+    add("--sends", type=int, default=3_000, help="sends per send-throughput probe")
+    add("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL server (default {DEFAULT_DSN})")
+    add("--seed", type=int, default=1, help="seeds the workload")
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    for name in ("messages", "conversations", "readable", "queries", "sends"):
+        if getattr(args, name) < 1:
+            print(f"tidings bench search: --{name} must be at least 1")
+            return 2
+    if args.readable > args.conversations:
+        print("tidings bench search: --readable must not exceed --conversations")
+        return 2
+    report = asyncio.run(measure(args))
+    print(orjson.dumps(report).decode() if args.json else describe(report))
+    return 0
+
+
+class Corpus:
+    """Random chat text with skewed character frequencies."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+        self.weights = [1 / (rank + 1) for rank in range(len(HAN))]
+
+    def text(self) -> str:
+        chars = self.random.choices(HAN, self.weights, k=self.random.randint(8, 30))
+        text = "".join(chars)
+        if self.random.random() < 0.3:  # some messages mix in English words
+            at = self.random.randint(0, len(text))
+            words = " ".join(self.random.choices(WORDS, k=self.random.randint(1, 3)))
+            text = f"{text[:at]} {words.capitalize()} {text[at:]}"
+        return text
+
+
+@contextlib.asynccontextmanager
+async def scratch(backend: str, dsn: str) -> AsyncIterator[str]:
+    """A database URL, dropped afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="tidings-bench-search-") as directory:
+            yield f"sqlite:///{os.path.join(directory, 'search.db')}"
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    name = f"tidings_bench_search_{os.getpid()}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from ..im.search import SEARCH
+    from ..timeline import Scope, open_store
+
+    corpus = Corpus(args.seed)
+    async with scratch(args.backend, args.dsn) as url:
+        options: dict[str, Any] = {"purge_interval": None}
+        if args.backend == "sqlite":
+            options["synchronous"] = "NORMAL"  # seeding speed; probes below use FULL
+        store = await open_store(url, search=SEARCH, **options)
+        try:
+            started = time.perf_counter()
+            samples = await _seed(store, corpus, args.messages, args.conversations)
+            seed_seconds = time.perf_counter() - started
+        finally:
+            await store.close()
+        if args.backend == "postgres":
+            await _analyze(url)
+        store = await open_store(url, search=SEARCH, purge_interval=None)
+        try:
+            chosen = corpus.random.sample(range(args.conversations), args.readable)
+            scopes = [Scope(f"group:g{n}") for n in chosen]
+            latency = {
+                kind: await _time_queries(store, scopes, queries)
+                for kind, queries in _queries(corpus, samples, args.queries).items()
+            }
+        finally:
+            await store.close()
+        sends = await _send_ratio(url, corpus, args.conversations, args.sends)
+    return {
+        "backend": args.backend,
+        "messages": args.messages,
+        "conversations": args.conversations,
+        "readable": args.readable,
+        "queries_per_kind": args.queries,
+        "seed_messages_per_s": round(args.messages / seed_seconds),
+        "latency_ms": latency,
+        "sends_per_s_index_on": round(sends["on"]),
+        "sends_per_s_index_off": round(sends["off"]),
+        "send_ratio_on_over_off": round(sends["on"] / sends["off"], 3),
+        "index_overhead": round(1 - sends["on"] / sends["off"], 3),
+        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}",
+    }
+
+
+async def _seed(store: Any, corpus: Corpus, count: int, conversations: int) -> list[str]:
+    """Store ``count`` messages; returns a sample of their texts."""
+    from ..timeline import Append
+
+    samples: list[str] = []
+    batches = [min(SEED_BATCH, count - start) for start in range(0, count, SEED_BATCH)]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for size in batches:
+        queue.put_nowait(size)
+
+    async def writer() -> None:
+        while not queue.empty():
+            size = queue.get_nowait()
+            items = []
+            for _ in range(size):
+                text = corpus.text()
+                if corpus.random.random() < 0.01:
+                    samples.append(text)
+                target = f"group:g{corpus.random.randrange(conversations)}"
+                items.append(Append(target, {"kind": "text", "text": text, "from": "u"}))
+            await store.append_many(items)
+
+    await asyncio.gather(*(writer() for _ in range(SEED_WRITERS)))
+    return samples
+
+
+async def _analyze(url: str) -> None:
+    """VACUUM ANALYZE after the bulk load: the planner's statistics and the
+    visibility map a server reaches with autovacuum, not those of a table that
+    grew by a million rows a moment ago."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+def _queries(corpus: Corpus, samples: list[str], count: int) -> dict[str, list[str]]:
+    from ..timeline.search import is_unspaced
+
+    def cjk(length: int) -> list[str]:
+        found: list[str] = []
+        while len(found) < count:
+            text = corpus.random.choice(samples)
+            at = corpus.random.randrange(len(text))
+            piece = text[at : at + length]
+            if len(piece) == length and all(is_unspaced(ch) for ch in piece):
+                found.append(piece)
+        return found
+
+    return {
+        "cjk_1": [corpus.random.choice(HAN[:200]) for _ in range(count)],
+        "cjk_2": cjk(2),
+        "cjk_4": cjk(4),
+        "english": [corpus.random.choice(WORDS) for _ in range(count)],
+    }
+
+
+async def _time_queries(store: Any, scopes: list[Any], queries: list[str]) -> dict[str, float]:
+    took = []
+    hits = 0
+    for query in queries:
+        started = time.perf_counter()
+        page = await store.search(query, scopes, limit=20)
+        took.append((time.perf_counter() - started) * 1000)
+        hits += len(page.hits)
+    took.sort()
+    return {
+        "p50": round(took[len(took) // 2], 3),
+        "p99": round(took[min(len(took) - 1, int(len(took) * 0.99))], 3),
+        "mean_hits": round(hits / len(queries), 1),
+    }
+
+
+async def _send_ratio(url: str, corpus: Corpus, conversations: int, count: int) -> dict[str, float]:
+    """Sends/s with the index on and off, alternating (on, off, on, off) to
+    even out drift; each send is a history entry plus two inbox copies."""
+    from ..im.search import SEARCH
+    from ..timeline import open_store
+
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for mode in ("on", "off", "on", "off"):
+        config = SEARCH if mode == "on" else None
+        store = await open_store(url, search=config, purge_interval=None)
+        try:
+            texts = [corpus.text() for _ in range(count)]
+            rates[mode].append(await _sends_per_second(store, corpus, texts, conversations))
+        finally:
+            await store.close()
+    return {mode: sum(values) / len(values) for mode, values in rates.items()}
+
+
+async def _sends_per_second(
+    store: Any, corpus: Corpus, texts: list[str], conversations: int
+) -> float:
+    from ..timeline import Append
+
+    pending = iter(texts)
+
+    async def sender() -> None:
+        for text in pending:
+            dm = f"dm:u{corpus.random.randrange(conversations)}:v"
+            message = {"kind": "text", "text": text, "from": "u"}
+            await store.append_many(
+                [Append(dm, message), Append("inbox:u", message, ref=0)]
+                + [Append("inbox:v", message, ref=0)]
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(SENDERS)))
+    return len(texts) / (time.perf_counter() - started)
+
+
+def describe(report: dict[str, Any]) -> str:
+    lines = [
+        f"tidings bench search: {report['backend']}, {report['machine']}",
+        f"{report['messages']:,} messages in {report['conversations']:,} conversations; "
+        f"the searcher reads {report['readable']}; "
+        f"seeded at {report['seed_messages_per_s']:,} messages/s",
+        "",
+        f"{'query':12}{'p50 ms':>10}{'p99 ms':>10}{'hits':>8}",
+    ]
+    for kind, figures in report["latency_ms"].items():
+        lines.append(
+            f"{kind:12}{figures['p50']:>10.2f}{figures['p99']:>10.2f}{figures['mean_hits']:>8.1f}"
+        )
+    lines += [
+        "",
+        f"sends/s ({SENDERS} senders, durable): index on {report['sends_per_s_index_on']:,}, "
+        f"off {report['sends_per_s_index_off']:,}; on/off {report['send_ratio_on_over_off']:.3f} "
+        f"(overhead {report['index_overhead']:.1%})",
+    ]
+    return "\n".join(lines)
