@@ -45,6 +45,7 @@ async def test_open_groups_for_anyone_closed_groups_for_members(ctx: Context, us
     assert [g["id"] for g in await search.groups(ctx, "bob", "梧桐")] == ["books", "secret"]
     assert [g["id"] for g in await search.groups(ctx, "carol", "秘密")] == []
     assert [g["id"] for g in await search.groups(ctx, "carol", "open")] == ["books"]
+    assert [g["member"] for g in await search.groups(ctx, "bob", "梧桐")] == [False, True]
 
 
 @pytest.fixture

@@ -59,16 +59,17 @@ async def users(ctx: Context, query: str, *, limit: int = 20) -> list[dict[str, 
 
 async def groups(ctx: Context, user: str, query: str, *, limit: int = 20) -> list[dict[str, Any]]:
     """Groups whose id, name, type or description contains ``query``: open
-    groups, and closed groups the user is a member of."""
+    groups, and closed groups the user is a member of. ``member`` says whether
+    the user is in the group (an open group they are not in can be joined)."""
     limit = _limit(limit)
     found = []
     for record_id, record in await ctx.store.search_meta("group", query, limit=GROUP_CANDIDATES):
         gid = record_id.removeprefix("group:")
-        if record.get("type") != "open":
-            mine = await access.membership(ctx, user, gid)
-            if mine is None or not mine.get("active"):
-                continue
-        found.append({"id": gid, "conversation": names.group(gid), **record})
+        mine = await access.membership(ctx, user, gid)
+        member = bool(mine and mine.get("active"))
+        if record.get("type") != "open" and not member:
+            continue
+        found.append({"id": gid, "conversation": names.group(gid), **record, "member": member})
         if len(found) == limit:
             break
     return found

@@ -16,6 +16,8 @@ USER_HIT = obj(
     display_name=STRING,
     signature=STRING,
 )
+# A Group, and whether the searching user is a member of it.
+GROUP_HIT = {"allOf": [ref("Group"), obj(("member",), member=BOOL)]}
 MESSAGE_HIT = obj(
     ("conversation", "seq", "ts", "snippet"),
     conversation=STRING,
@@ -93,7 +95,7 @@ ROUTES = [
         groups,
         tag="search",
         query=(QUERY, LIMIT),
-        reply=array(ref("Group")),
+        reply=array(GROUP_HIT),
     ),
     Route(
         "GET",

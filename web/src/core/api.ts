@@ -30,6 +30,8 @@ export interface Group {
   owner: string
   member_count: number
   role?: string
+  /** In search results: whether you are a member. */
+  member?: boolean
 }
 
 export interface Member {
