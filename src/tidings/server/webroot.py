@@ -27,7 +27,12 @@ def find_dist(settings: Settings) -> Path | None:
         candidates = [Path(settings.web_dir)]
     else:
         source_tree = Path(__file__).resolve().parents[3]
-        candidates = [Path.cwd() / "web" / "dist", source_tree / "web" / "dist"]
+        candidates = [
+            Path.cwd() / "web" / "dist",
+            source_tree / "web" / "dist",
+            # An installed wheel carries the client as tidings/web (setup.py).
+            Path(__file__).resolve().parents[1] / "web",
+        ]
     for folder in candidates:
         if (folder / "index.html").is_file():
             return folder
