@@ -36,10 +36,11 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..errors import InvalidInput, TidingsError, Unavailable
+from ..errors import InvalidInput, Unavailable
 from .model import Batch, EncodedAppend, Entry, Message, Page
 from .search import Candidate, Phrase, Scope, SearchConfig
-from .sqlite_search import MIGRATION as SEARCH_MIGRATION
+from .sqlite_commit import Job, commit, deliver
+from .sqlite_schema import migrate
 from .sqlite_search import SQLiteSearch
 
 log = logging.getLogger(__name__)
@@ -89,55 +90,6 @@ WAL_CHECKPOINT_PAGES = 32_768
 ENTRY_TABLES = ("recent", "entries")
 _ENTRY_COLUMNS = "timeline_id, seq, body_id, created_at, client_id, ref_timeline, ref_seq"
 
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE timelines (
-            id TEXT PRIMARY KEY,
-            last_seq INTEGER NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE bodies (
-            id INTEGER PRIMARY KEY,
-            refs INTEGER NOT NULL,
-            data BLOB NOT NULL
-        )""",
-        """CREATE TABLE entries (
-            timeline_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            body_id INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            client_id TEXT,
-            ref_timeline TEXT,
-            ref_seq INTEGER,
-            PRIMARY KEY (timeline_id, seq)
-        ) WITHOUT ROWID""",
-        """CREATE UNIQUE INDEX entries_client_id ON entries (timeline_id, client_id)
-            WHERE client_id IS NOT NULL""",
-        """CREATE TABLE meta (
-            id TEXT PRIMARY KEY,
-            fields TEXT NOT NULL
-        ) WITHOUT ROWID""",
-    ],
-    [
-        """CREATE TABLE recent (
-            timeline_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            body_id INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            client_id TEXT,
-            ref_timeline TEXT,
-            ref_seq INTEGER,
-            PRIMARY KEY (timeline_id, seq)
-        ) WITHOUT ROWID""",
-        """CREATE UNIQUE INDEX recent_client_id ON recent (timeline_id, client_id)
-            WHERE client_id IS NOT NULL""",
-    ],
-]
-
-# 3: the search index, kept in sqlite_search.py.
-MIGRATIONS.append(SEARCH_MIGRATION)
-
-_Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-
 
 class SQLiteBackend:
     """See the module docstring. ``synchronous`` is SQLite's pragma: FULL syncs
@@ -153,7 +105,7 @@ class SQLiteBackend:
         self.synchronous = synchronous.upper()
         self.search_config = search
         self._search = None if search is None else SQLiteSearch(search)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -192,7 +144,7 @@ class SQLiteBackend:
         )
         self._writer.start()
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tidings-sqlite-read")
-        await self._write(_migrate)
+        await self._write(migrate)
         await self._write(self._count_staged)
         self._stopping.clear()
         self._checkpointer = threading.Thread(
@@ -247,8 +199,8 @@ class SQLiteBackend:
                         stop = True
                         break
                     jobs.append(job)
-                results = _commit(conn, jobs)
-                _deliver(jobs, results)
+                results = commit(conn, jobs)
+                deliver(jobs, results)
                 self._staged += _appended(results)
                 if self._staged >= STAGED_ROWS:
                     self._merge_slice(conn)
@@ -272,7 +224,7 @@ class SQLiteBackend:
     def _count_staged(self, conn: sqlite3.Connection) -> None:
         (self._staged,) = conn.execute("SELECT count(*) FROM recent").fetchone()
 
-    def _next_job(self, conn: sqlite3.Connection) -> _Job | None:
+    def _next_job(self, conn: sqlite3.Connection) -> Job | None:
         """The next queued job; while none is waiting, merge down to
         ``IDLE_STAGED_ROWS`` first (a failed merge ends that until the next write)."""
         while self._staged > IDLE_STAGED_ROWS:
@@ -740,100 +692,6 @@ def _release_bodies(conn: sqlite3.Connection, body_ids: Iterable[int]) -> None:
     for body_id, count in Counter(body_ids).items():
         conn.execute("UPDATE bodies SET refs = refs - ? WHERE id = ?", (count, body_id))
         conn.execute("DELETE FROM bodies WHERE id = ? AND refs <= 0", (body_id,))
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for version, statements in enumerate(MIGRATIONS, start=1):
-        if version in done:
-            continue
-        for statement in statements:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
-        log.info("applied SQLite migration %d", version)
-
-
-def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-    """Run ``jobs`` in one transaction; returns (ok, result or exception) per job.
-
-    The jobs first run side by side. When one raises, the transaction is rolled
-    back and, if there were others, run again with each job in a savepoint so
-    that only the failing one is undone. Running a job twice is harmless: jobs
-    touch nothing but the database.
-    """
-    results = _transaction(conn, jobs, isolated=False)
-    if results is None:
-        results = _transaction(conn, jobs, isolated=True)
-    assert results is not None
-    return results
-
-
-def _transaction(
-    conn: sqlite3.Connection, jobs: list[_Job], *, isolated: bool
-) -> list[tuple[bool, Any]] | None:
-    """One attempt of :func:`_commit`. Not ``isolated``: None when a job of
-    several failed (everything is rolled back)."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        log.error("SQLite could not start a write: %s", exc)
-        error = Unavailable("the database is busy or unavailable; retry")
-        return [(False, error)] * len(jobs)
-    results: list[tuple[bool, Any]] = []
-    for fn, _, _ in jobs:
-        if isolated:
-            conn.execute("SAVEPOINT job")
-        try:
-            result = fn(conn)
-        except Exception as exc:
-            if not isolated:
-                conn.execute("ROLLBACK")
-                return [(False, _public(exc))] if len(jobs) == 1 else None
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            results.append((False, _public(exc)))
-        else:
-            if isolated:
-                conn.execute("RELEASE job")
-            results.append((True, result))
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        log.error("SQLite commit failed: %s", exc)
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        error = Unavailable("the write could not be committed; retry")
-        return [(False, error)] * len(jobs)
-    return results
-
-
-def _public(exc: Exception) -> Exception:
-    if isinstance(exc, TidingsError):
-        return exc
-    log.error("SQLite write failed: %r", exc)
-    return Unavailable("the write failed; retry later")
-
-
-def _deliver(jobs: list[_Job], results: list[tuple[bool, Any]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (_, future, loop), (ok, value) in zip(jobs, results, strict=True):
-        by_loop.setdefault(loop, []).append((future, ok, value))
-    for loop, outcomes in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_resolve, outcomes)
-        except RuntimeError:
-            pass  # that loop is closed: nobody waits for these results any more
-
-
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:
