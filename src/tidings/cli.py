@@ -22,6 +22,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("admin", "stats"), "tidings.admin.stats", "count users, devices, groups"),
     (("admin", "backup"), "tidings.admin.backup", "copy a running SQLite store to a file"),
     (("bench", "timeline"), "tidings.bench.timeline", "benchmark the timeline store"),
+    (("bench", "transport"), "tidings.bench.transport", "benchmark the bare WebSocket stacks"),
     (("bench", "fanout"), "tidings.bench.fanout", "benchmark group sends by size and mode"),
     (("bench", "load"), "tidings.bench.load", "load a server with many clients, verify delivery"),
     (("bench", "search"), "tidings.bench.search", "search latency and the index's cost"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from im_harness import PASSWORD, Clock, Users
 
@@ -104,3 +106,12 @@ async def test_a_new_password_replaces_the_old(ctx: Context, users: Users) -> No
     with pytest.raises(Unauthorized):
         await accounts.login(ctx, "alice", PASSWORD)
     assert (await accounts.login(ctx, "alice", "a new password")).user == "alice"
+
+
+async def test_one_username_registered_twice_at_once_goes_to_one_person(ctx: Context) -> None:
+    results = await asyncio.gather(
+        accounts.register(ctx, "alice", PASSWORD),
+        accounts.register(ctx, "alice", "another password"),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"]

@@ -180,3 +180,11 @@ async def test_write_and_read_fan_out_look_the_same_to_members(
         assert inbox_rows == 0
     else:
         assert not heads and inbox_rows > 0
+
+
+async def test_ownership_cannot_be_transferred_to_oneself(ctx: Context, users: Users) -> None:
+    await users("alice")
+    gid = (await groups.create(ctx, "alice", "team"))["id"]
+    with pytest.raises(InvalidInput):
+        await groups.transfer_ownership(ctx, "alice", gid, "alice")
+    assert await roles(ctx, "alice", gid) == {"alice": "owner"}

@@ -186,3 +186,31 @@ async def test_an_edit_reaches_every_device_and_changes_history(
     clock.advance(ctx.settings.edit_window + 1)
     with pytest.raises(Forbidden):
         await messaging.edit(ctx, "alice", ack.conversation, ack.seq, "too late")
+
+
+async def test_a_recalled_message_is_not_synced_with_its_old_text(
+    ctx: Context, users: Users
+) -> None:
+    await users("alice", "bob")
+    ack = await messaging.send(ctx, "alice", names.dm("alice", "bob"), text="secret")
+    await messaging.recall(ctx, "alice", ack.conversation, ack.seq)
+    # A device that syncs only now (a new login, say) sees the recalled state.
+    events = await drain(ctx, "bob", await device(ctx, "bob"))
+    original = events[0]["message"]
+    assert original["seq"] == ack.seq and original["recalled"] and original["text"] == ""
+    assert "secret" not in str(events)
+
+
+async def test_a_member_who_left_cannot_change_their_old_messages(
+    ctx: Context, users: Users
+) -> None:
+    await users("alice", "bob")
+    group = await groups.create(ctx, "alice", "team", members=["bob"])
+    ack = await messaging.send(ctx, "bob", group["conversation"], text="mine")
+    await groups.leave(ctx, "bob", group["id"])
+    head = await ctx.store.last_seq(group["conversation"])
+    with pytest.raises(Forbidden):
+        await messaging.edit(ctx, "bob", ack.conversation, ack.seq, "changed")
+    with pytest.raises(Forbidden):
+        await messaging.recall(ctx, "bob", ack.conversation, ack.seq)
+    assert await ctx.store.last_seq(group["conversation"]) == head

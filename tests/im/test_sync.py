@@ -129,3 +129,11 @@ async def test_the_conversation_list_is_ordered_by_last_activity(
     ]
     assert listed[0]["last_message"]["text"] == "latest"
     assert listed[0]["unread"] == 1
+
+
+async def test_a_cursor_past_the_inbox_head_asks_for_a_reset(ctx: Context, users: Users) -> None:
+    await users("alice", "bob")
+    phone = await device(ctx, "bob")
+    await messaging.send(ctx, "alice", names.dm("alice", "bob"), text="hi")
+    result = await sync.sync(ctx, "bob", phone, after=50)
+    assert result.reset and result.cursor == await ctx.store.last_seq("inbox:bob")

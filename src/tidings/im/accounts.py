@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
+from ..timeline import Append
 from . import access, names
 from .context import Context
 from .events import SessionRevoked
@@ -98,9 +99,12 @@ async def register(ctx: Context, username: str, password: str, **profile: Any) -
     fields = profile_fields(profile)
     fields.setdefault("display_name", username)
     fields["display_name"] = fields["display_name"] or username
+    taken = Conflict(f"the username {username!r} is taken", field="username")
     if await ctx.store.get_meta(f"user:{username}") is not None:
-        raise Conflict(f"the username {username!r} is taken", field="username")
+        raise taken
     hashed = await asyncio.to_thread(_hasher(ctx).hash, password)
+    if not await claim(ctx, "users", username):
+        raise taken
     await ctx.store.put_meta(f"auth:{username}", {"password": hashed})
     record = {
         "display_name": username,
@@ -114,6 +118,19 @@ async def register(ctx: Context, username: str, password: str, **profile: Any) -
     await ctx.store.put_meta(f"user:{username}", record)
     ctx.known_users.add(username)
     return {"username": username, **record}
+
+
+async def claim(ctx: Context, registry: str, name: str) -> bool:
+    """Take ``name`` in ``registry`` for good; False when it was taken already.
+
+    Atomic on every backend and across nodes: the claim is an entry of the
+    timeline ``registry:<registry>`` whose client id is the name, and the
+    store writes an entry per client id only once.
+    """
+    batch = await ctx.store.append_many(
+        [Append(f"registry:{registry}", {"name": name, "at": ctx.now()}, client_id=name)]
+    )
+    return not batch.replayed
 
 
 async def verify_password(ctx: Context, username: object, password: object) -> str:

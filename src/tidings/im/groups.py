@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import access, names
+from .accounts import claim
 from .context import Context
 from .messaging import append_to_conversation, audience, group_members, new_message_id
 
@@ -74,7 +75,9 @@ async def create(
     for member in invited:
         await ctx.require_user(member)
     async with ctx.locks[f"group:{gid}"]:
-        if await ctx.store.get_meta(names.group(gid)) is not None:
+        if await ctx.store.get_meta(names.group(gid)) is not None or not await claim(
+            ctx, "groups", gid
+        ):
             raise Conflict(f"the group id {gid!r} is taken", field="group_id")
         record = {**fields, "owner": owner, "created_at": ctx.now(), "member_count": 0}
         await ctx.store.put_meta(names.group(gid), record)
@@ -183,6 +186,8 @@ async def set_role(ctx: Context, actor: str, gid: str, user: str, role: str) -> 
 
 async def transfer_ownership(ctx: Context, owner: str, gid: str, new_owner: str) -> None:
     """Hand the group to another member; the old owner becomes an admin."""
+    if new_owner == owner:
+        raise InvalidInput("you own this group already", field="username")
     await access.require_role(ctx, owner, gid, "owner")
     async with ctx.locks[f"group:{gid}"]:
         await access.require_member(ctx, new_owner, gid)

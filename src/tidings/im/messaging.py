@@ -264,6 +264,9 @@ async def _own_or_admin_target(
     ):
         raise NotFound(f"no message {seq} in {conversation}")
     if entry.message.get("from") == user:
+        if names.is_group(conversation):
+            # Only current members change what the group sees.
+            await access.require_member(ctx, user, names.group_of(conversation))
         if ctx.now() - entry.message["ts"] <= window:
             return entry
         raise Forbidden("the time to change this message has passed")

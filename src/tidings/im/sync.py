@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput
-from ..timeline import Direction
+from ..timeline import MAX_SCAN_LIMIT, Direction
 from . import access, groups, names
 from .context import Context
-from .events import InboxAdvanced, history_message, inbox_event
+from .events import InboxAdvanced, history_message, inbox_event, message_view
 from .messaging import CONTENT_KINDS
 
 # Unread counts are exact up to this many; past it, clients show "999+".
@@ -63,19 +63,52 @@ async def sync(
     page = await ctx.store.scan(inbox, after=after, limit=limit)
     reset = False
     if not page.entries or page.entries[0].seq != after + 1:
-        # A hole right after the cursor: expired entries, or nothing new.
+        # A hole right after the cursor: expired entries, nothing new, or a
+        # cursor past the head (a restored database, a confused client).
+        head = await ctx.store.last_seq(inbox)
         oldest = await ctx.store.oldest_seq(inbox)
-        reset = after + 1 < oldest and after < await ctx.store.last_seq(inbox)
+        reset = (after + 1 < oldest and after < head) or after > head
     cursor = page.entries[-1].seq if page.entries else max(after, 0)
     if reset and not page.entries:
         cursor = await ctx.store.last_seq(inbox)
     return SyncResult(
-        [inbox_event(entry) for entry in page.entries],
+        await _current(ctx, [inbox_event(entry) for entry in page.entries]),
         cursor,
         page.has_more,
         await read_fanout_heads(ctx, user),
         reset,
     )
+
+
+async def _current(ctx: Context, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show each synced message as its history entry is now.
+
+    An inbox entry keeps the message as it was sent; a message recalled (or
+    edited) since must not be served with its old content. One scan per
+    conversation of the page reads the current versions.
+    """
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event["type"] == "message":
+            wanted.setdefault(event["message"]["conversation"], []).append(event)
+    for conversation, mentioned in wanted.items():
+        seqs = [event["message"]["seq"] for event in mentioned]
+        low, high = min(seqs), max(seqs)
+        current: dict[int, dict[str, Any]] = {}
+        after = low - 1
+        while after < high:
+            page = await ctx.store.scan(
+                conversation, after=after, before=high + 1, limit=MAX_SCAN_LIMIT
+            )
+            current.update((entry.seq, entry.message) for entry in page.entries)
+            if not page.has_more:
+                break
+            after = page.entries[-1].seq
+        for event in mentioned:
+            seq = event["message"]["seq"]
+            if seq in current:
+                event["message"] = message_view(conversation, seq, current[seq])
+    return events
 
 
 async def confirm(ctx: Context, user: str, device: str, cursor: int) -> int:
