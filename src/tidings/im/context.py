@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,17 @@ class Context:
     dm_allowed: dict[str, dict[str, float]] = field(default_factory=dict)
     # Read-modify-write steps (a group's membership, a user's read marks) are
     # serialised in-process, one lock per key ("group:<gid>", "read:<user>").
-    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # Held weakly: a lock lives while some coroutine holds or waits for it.
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """The in-process lock of ``key`` (e.g. ``group:<gid>``, ``read:<user>``)."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     def now(self) -> float:
         return self.store.clock()

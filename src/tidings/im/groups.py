@@ -74,7 +74,7 @@ async def create(
     invited = [names.username(m) for m in members or []]
     for member in invited:
         await ctx.require_user(member)
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         if await ctx.store.get_meta(names.group(gid)) is not None or not await claim(
             ctx, "groups", gid
         ):
@@ -125,7 +125,7 @@ async def add_members(ctx: Context, actor: str, gid: str, users: list[str]) -> N
     invited = [names.username(raw) for raw in users]
     for user in invited:
         await ctx.require_user(user)
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         new = []
         for user in dict.fromkeys(invited):
             current = await access.membership(ctx, user, gid)
@@ -144,7 +144,7 @@ async def join(ctx: Context, user: str, gid: str) -> None:
     record = await ctx.store.get_meta(names.group(gid))
     if record is None or record["type"] != "open":
         raise NotFound(f"no open group {gid!r}")
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         current = await access.membership(ctx, user, gid)
         if current is None or not current.get("active"):
             await _admit(ctx, gid, [user], "member", by=user, event="joined")
@@ -152,7 +152,7 @@ async def join(ctx: Context, user: str, gid: str) -> None:
 
 async def leave(ctx: Context, user: str, gid: str) -> None:
     """Leave a group. The owner must hand ownership over first, unless alone."""
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         mine = await access.require_member(ctx, user, gid)
         if mine["role"] == "owner" and (await ctx.group_record(gid))["member_count"] > 1:
             raise Conflict("the owner must transfer ownership before leaving")
@@ -162,7 +162,7 @@ async def leave(ctx: Context, user: str, gid: str) -> None:
 async def remove_member(ctx: Context, actor: str, gid: str, user: str) -> None:
     """Remove a member (admins remove members; the owner removes anyone)."""
     mine = await access.require_role(ctx, actor, gid, "owner", "admin")
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         theirs = await access.membership(ctx, user, gid)
         if theirs is None or not theirs.get("active"):
             raise NotFound(f"{user!r} is not a member")
@@ -176,7 +176,7 @@ async def set_role(ctx: Context, actor: str, gid: str, user: str, role: str) -> 
     if role not in ("admin", "member"):
         raise InvalidInput("role is 'admin' or 'member'", field="role")
     await access.require_role(ctx, actor, gid, "owner")
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         theirs = await access.require_member(ctx, user, gid)
         if theirs["role"] == "owner":
             raise Forbidden("the owner's role changes only by transferring ownership")
@@ -189,7 +189,7 @@ async def transfer_ownership(ctx: Context, owner: str, gid: str, new_owner: str)
     if new_owner == owner:
         raise InvalidInput("you own this group already", field="username")
     await access.require_role(ctx, owner, gid, "owner")
-    async with ctx.locks[f"group:{gid}"]:
+    async with ctx.lock(f"group:{gid}"):
         await access.require_member(ctx, new_owner, gid)
         await _set_role(ctx, gid, new_owner, "owner")
         await _set_role(ctx, gid, owner, "admin")

@@ -173,7 +173,7 @@ async def mark_read(ctx: Context, user: str, conversation: str, seq: int) -> int
     head = await ctx.store.last_seq(conversation)
     seq = min(seq, head, window.last if window.last is not None else head)
     key = f"read:{user}:{conversation}"
-    async with ctx.locks[f"read:{user}"]:
+    async with ctx.lock(f"read:{user}"):
         current = int((await ctx.store.get_meta(key) or {}).get("seq", 0))
         if seq <= current:
             return current
