@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from timeline_harness import FakeClock, StoreFactory
 
-from tidings.errors import NotFound
+from tidings.errors import Conflict, NotFound
 from tidings.timeline import Append, Store
 
 FAN_OUT = ["dm:a:b", "inbox:a", "inbox:b", "inbox:c"]
@@ -156,3 +156,18 @@ async def test_equal_messages_appended_separately_stay_separate(store: Store) ->
     await store.update("dm:a:b", 1, {"text": "changed"})
     entry = await store.get("dm:a:c", 1)
     assert entry is not None and entry.message == {"text": "ok"}
+
+
+async def test_a_failing_check_on_the_merged_message_cancels_the_update(store: Store) -> None:
+    await store.append("t:x", {"text": "hi", "locked": True})
+
+    def refuse_locked(message: dict[str, object]) -> None:
+        if message.get("locked"):
+            raise Conflict("locked")
+
+    with pytest.raises(Conflict):
+        await store.update("t:x", 1, {"text": "changed"}, check=refuse_locked)
+    entry = await store.get("t:x", 1)
+    assert entry is not None and entry.message == {"text": "hi", "locked": True}
+    updated = await store.update("t:x", 1, {"locked": False, "text": "ok"}, check=refuse_locked)
+    assert updated.message == {"text": "ok", "locked": False}

@@ -232,7 +232,9 @@ async def edit(ctx: Context, user: str, conversation: str, seq: int, text: str) 
     if entry.message.get("recalled"):
         raise Forbidden("a recalled message cannot be edited")
     now = ctx.now()
-    await ctx.store.update(conversation, seq, {"text": new_text, "edited_at": now})
+    await ctx.store.update(
+        conversation, seq, {"text": new_text, "edited_at": now}, check=_not_recalled
+    )
     event_id = new_message_id(now)
     event = {
         "kind": "edit",
@@ -247,6 +249,13 @@ async def edit(ctx: Context, user: str, conversation: str, seq: int, text: str) 
         ctx, conversation, event, recipients, read_fanout=read_fanout
     )
     return Ack(conversation, written.seq, event_id, now)
+
+
+def _not_recalled(message: dict[str, Any]) -> None:
+    # Checked inside the write: a recall that lands between the read and the
+    # edit must win, or the edit would bring the erased text back.
+    if message.get("recalled"):
+        raise Forbidden("a recalled message cannot be edited")
 
 
 async def _own_or_admin_target(

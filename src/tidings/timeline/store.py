@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -170,8 +171,21 @@ class Store:
         _check_seq(seq, "seq")
         return await self.backend.get(timeline_id, seq, self._cutoff(timeline_id))
 
-    async def update(self, timeline_id: str, seq: int, fields: Message) -> Entry:
+    async def update(
+        self,
+        timeline_id: str,
+        seq: int,
+        fields: Message,
+        *,
+        check: Callable[[Message], None] | None = None,
+    ) -> Entry:
         """Merge ``fields`` into the message at ``seq`` (top-level keys replace).
+
+        Args:
+            check: called with the merged message inside the write, before it
+                is stored; whatever it raises cancels the update (a condition on
+                the entry's current state that no concurrent write can slip
+                past).
 
         Returns:
             The updated entry (same seq, same ``created_at``).
@@ -185,7 +199,10 @@ class Store:
         _check_seq(seq, "seq")
         if not isinstance(fields, dict):
             raise InvalidInput("fields must be a JSON object")
-        entry = await self.backend.update(timeline_id, seq, fields, self.encode)
+        encode: Callable[[Message], bytes] = self.encode
+        if check is not None:
+            encode = functools.partial(self._checked_encode, check)
+        entry = await self.backend.update(timeline_id, seq, fields, encode)
         if entry is None:
             raise NotFound(f"no entry {seq} in timeline {timeline_id!r}")
         return entry
@@ -403,6 +420,10 @@ class Store:
         return await searching.search_meta(self.backend, kind, query, limit)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _checked_encode(self, check: Callable[[Message], None], message: Message) -> bytes:
+        check(message)
+        return self.encode(message)
 
     def encode(self, message: Mapping[str, Any]) -> bytes:
         """Encode a message for storage, or raise InvalidInput / TooLarge."""
