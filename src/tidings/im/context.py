@@ -34,7 +34,7 @@ class Context:
     # Member lists of write-fan-out groups by roster version (exact: the
     # version is in the group record read on every send).
     # gid -> (roster version, members)
-    rosters: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    rosters: dict[str, tuple[object, tuple[str, ...]]] = field(default_factory=dict)
     # Direct messages recently allowed (see access.check_dm_allowed):
     # recipient -> sender -> allowed until (store clock)
     dm_allowed: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -268,9 +268,16 @@ async def _dismiss(ctx: Context, gid: str, user: str, *, by: str, event: str) ->
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"left_seq": seq})
 
 
-def _next_roster(group: dict[str, Any]) -> dict[str, int]:
-    """A new roster version: senders reuse a member list while it is unchanged."""
-    return {"roster": group.get("roster", 0) + 1}
+def _next_roster(group: dict[str, Any]) -> dict[str, str]:
+    """A new roster version: senders reuse a member list while it is unchanged.
+
+    A random token, not a counter: two nodes changing one group at once would
+    both write "version + 1", and a node that cached the list between the two
+    changes would keep it; distinct tokens make it read the list again. Each
+    change writes its token after its member records, so the list read under
+    the last token has every member.
+    """
+    return {"roster": secrets.token_hex(8)}
 
 
 async def _set_role(ctx: Context, gid: str, user: str, role: str) -> None:

@@ -126,7 +126,7 @@ async def audience(ctx: Context, conversation: str) -> tuple[list[str], bool]:
     return list(cached[1]), True
 
 
-async def _roster(ctx: Context, gid: str, version: int) -> list[str]:
+async def _roster(ctx: Context, gid: str, version: object) -> list[str]:
     """The members of a write-fan-out group, read again only when its roster
     version (bumped by every membership change) moved."""
     cached = ctx.rosters.get(gid)
