@@ -65,9 +65,22 @@ async def read_window(ctx: Context, user: str, conversation: str) -> Window:
         if record is None or record.get("joined_seq") is None:
             raise Forbidden("you are not a member of this group", conversation=conversation)
         raise Forbidden("you are leaving this group", conversation=conversation)
-    if user not in names.dm_members(conversation):
-        raise Forbidden("this conversation is not yours", conversation=conversation)
+    dm_peer(user, conversation)
     return Window(1)
+
+
+def dm_peer(user: str, conversation: str) -> str:
+    """The other user of a direct conversation of ``user``'s (``user`` itself
+    for notes to self).
+
+    Raises:
+        Forbidden: ``user`` is not one of its two users.
+        InvalidInput: not a direct conversation id.
+    """
+    a, b = names.dm_members(conversation)
+    if user not in (a, b):
+        raise Forbidden("this conversation is not yours", conversation=conversation)
+    return b if user == a else a
 
 
 def membership_window(record: dict[str, Any] | None) -> Window | None:

@@ -174,13 +174,10 @@ async def send(
             members = set(recipients)
             body["mentions"] = [name for name in found if name in members]
     else:
-        a, b = names.dm_members(conversation)
-        if sender not in (a, b):
-            raise Forbidden("this conversation is not yours", conversation=conversation)
-        recipient = b if sender == a else a
+        recipient = access.dm_peer(sender, conversation)
         await access.check_dm_allowed(ctx, sender, recipient)
-        await _remember_dm(ctx, conversation, (a, b))
-        recipients, read_fanout = [a, b], False
+        await _remember_dm(ctx, conversation, (sender, recipient))
+        recipients, read_fanout = [sender, recipient], False
     now = ctx.now()
     body.update({"id": new_message_id(now), "from": sender, "ts": now})
     entry, replayed = await append_to_conversation(

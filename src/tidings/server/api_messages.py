@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..errors import InvalidInput
@@ -41,12 +40,8 @@ async def history(call: Call) -> dict[str, Any]:
 
 
 async def send(call: Call) -> dict[str, Any]:
-    state = call.state
-    state.take_message(call.user)
-    started = time.perf_counter()
     body = call.body
-    ack = await messaging.send(
-        state.ctx,
+    ack = await call.state.send_message(
         call.user,
         _conversation(call),
         text=body.get("text"),
@@ -54,9 +49,6 @@ async def send(call: Call) -> dict[str, Any]:
         client_msg_id=body.get("client_msg_id"),
         mentions=body.get("mentions"),
     )
-    if not ack.duplicate:
-        state.metrics.send_to_commit.observe(time.perf_counter() - started)
-        state.metrics.messages.inc()
     return {**ack.to_dict(), "client_msg_id": body.get("client_msg_id")}
 
 

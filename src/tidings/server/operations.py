@@ -7,11 +7,9 @@ the socket layer turns them into ``error`` frames.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import Forbidden
 from ..im import access, contacts, messaging, names, sync
 from . import protocol as p
 from .hub import Connection
@@ -19,10 +17,7 @@ from .state import ServerState
 
 
 async def send(state: ServerState, conn: Connection, op: p.Send) -> None:
-    state.take_message(conn.user)
-    started = time.perf_counter()
-    ack = await messaging.send(
-        state.ctx,
+    ack = await state.send_message(
         conn.user,
         op.conversation,
         text=op.text,
@@ -30,9 +25,6 @@ async def send(state: ServerState, conn: Connection, op: p.Send) -> None:
         client_msg_id=op.client_msg_id,
         mentions=op.mentions,
     )
-    if not ack.duplicate:
-        state.metrics.send_to_commit.observe(time.perf_counter() - started)
-        state.metrics.messages.inc()
     reply = p.frame("ack", op.ref, client_msg_id=op.client_msg_id, **ack.to_dict())
     state.hub.send(conn, reply)
 
@@ -75,10 +67,7 @@ async def _typing_audience(state: ServerState, user: str, conversation: str) -> 
         members, read_fanout = await messaging.audience(ctx, conversation)
         # Typing in a large group would be a storm of frames nobody reads.
         return [] if read_fanout else [m for m in members if state.hub.online(m)]
-    a, b = names.dm_members(conversation)
-    if user not in (a, b):
-        raise Forbidden("this conversation is not yours", conversation=conversation)
-    other = b if user == a else a
+    other = access.dm_peer(user, conversation)
     if not state.hub.online(other):
         return []
     await access.check_dm_allowed(ctx, user, other)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from ..config import Settings
 from ..errors import RateLimited
-from ..im import Context
+from ..im import Ack, Context, messaging
 from .hub import Hub
 from .limits import Buckets
 from .metrics import Metrics
@@ -51,6 +52,20 @@ class ServerState:
                 f"at most {self.settings.messages_per_second:g} messages a second",
                 retry_after=round(wait, 3),
             )
+
+    async def send_message(self, user: str, conversation: str, **content: Any) -> Ack:
+        """A send from either transport: the user's rate, the IM action, metrics.
+
+        Raises:
+            RateLimited, and whatever :func:`tidings.im.messaging.send` raises.
+        """
+        self.take_message(user)
+        started = time.perf_counter()
+        ack = await messaging.send(self.ctx, user, conversation, **content)
+        if not ack.duplicate:
+            self.metrics.send_to_commit.observe(time.perf_counter() - started)
+            self.metrics.messages.inc()
+        return ack
 
     def check_login(self, key: str) -> None:
         """Refuse a login attempt when ``key`` (username + address) failed too often.
