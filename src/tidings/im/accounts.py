@@ -207,7 +207,7 @@ async def devices(ctx: Context, user: str) -> list[dict[str, Any]]:
             "created_at": record.get("created_at"),
             "cursor": record.get("cursor", 0),
         }
-        for record_id, record in await ctx.store.find_meta(prefix, limit=1000)
+        for record_id, record in await ctx.records(prefix)
     ]
 
 

@@ -110,13 +110,10 @@ async def contacts(ctx: Context, user: str) -> list[dict[str, Any]]:
     prefix = f"contact:{user}:"
     return [
         {"username": record_id.removeprefix(prefix), **record}
-        for record_id, record in await ctx.store.find_meta(prefix, limit=1000)
+        for record_id, record in await ctx.records(prefix)
     ]
 
 
 async def blocked(ctx: Context, user: str) -> list[str]:
     prefix = f"block:{user}:"
-    return [
-        record_id.removeprefix(prefix)
-        for record_id, _ in await ctx.store.find_meta(prefix, limit=1000)
-    ]
+    return [record_id.removeprefix(prefix) for record_id, _ in await ctx.records(prefix)]

@@ -13,6 +13,9 @@ from . import names
 from .events import Delivery, Publish
 from .settings import IMSettings
 
+# Metadata lists are read in pages of this size (the store's largest page).
+RECORD_PAGE = 1000
+
 
 def _discard(_: Delivery) -> None:
     pass
@@ -51,6 +54,18 @@ class Context:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         return lock
+
+    async def records(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every metadata record whose id starts with ``prefix``, in id order,
+        read in pages (a user's conversations, a group's members…)."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        after: str | None = None
+        while True:
+            page = await self.store.find_meta(prefix, after=after, limit=RECORD_PAGE)
+            found += page
+            if len(page) < RECORD_PAGE:
+                return found
+            after = page[-1][0]
 
     def now(self) -> float:
         return self.store.clock()

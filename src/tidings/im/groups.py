@@ -212,7 +212,7 @@ async def groups_of(ctx: Context, user: str) -> list[dict[str, Any]]:
     """The groups the user is a current member of, with their role."""
     found = []
     prefix = f"membership:{user}:"
-    for record_id, record in await _all_meta(ctx, prefix):
+    for record_id, record in await ctx.records(prefix):
         if record.get("active"):
             gid = record_id.removeprefix(prefix)
             group = await ctx.store.get_meta(names.group(gid)) or {}
@@ -220,17 +220,6 @@ async def groups_of(ctx: Context, user: str) -> list[dict[str, Any]]:
                 {"id": gid, "conversation": names.group(gid), "role": record["role"], **group}
             )
     return found
-
-
-async def _all_meta(ctx: Context, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-    found: list[tuple[str, dict[str, Any]]] = []
-    after: str | None = None
-    while True:
-        page = await ctx.store.find_meta(prefix, after=after, limit=1000)
-        found += page
-        if len(page) < 1000:
-            return found
-        after = page[-1][0]
 
 
 async def _admit(

@@ -23,8 +23,6 @@ from .events import GroupAdvanced, InboxAdvanced
 # Kinds a user sends; the others are written by the server.
 CONTENT_KINDS = ("text", "data")
 MENTION_RE = re.compile(r"@([a-z0-9][a-z0-9_.-]{2,31})")
-# Member lists are read in pages of this size.
-MEMBER_PAGE = 1000
 # How long a large group's member list is reused to address pushes. Members
 # added since then still get everything by sync; one removed since then gets
 # at most a "new messages" hint it cannot read.
@@ -63,15 +61,8 @@ def new_message_id(now: float) -> str:
 
 async def group_members(ctx: Context, gid: str) -> list[str]:
     """Usernames of the group's current members."""
-    members: list[str] = []
-    after: str | None = None
     prefix = f"member:{gid}:"
-    while True:
-        page = await ctx.store.find_meta(prefix, after=after, limit=MEMBER_PAGE)
-        members += [record_id.removeprefix(prefix) for record_id, _ in page]
-        if len(page) < MEMBER_PAGE:
-            return members
-        after = page[-1][0]
+    return [record_id.removeprefix(prefix) for record_id, _ in await ctx.records(prefix)]
 
 
 async def append_to_conversation(

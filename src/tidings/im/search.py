@@ -33,8 +33,6 @@ SEARCH = SearchConfig(
 # Group search reads this many candidates and drops the closed groups the user
 # is not in; a page may then hold fewer groups than asked for.
 GROUP_CANDIDATES = MAX_SEARCH_LIMIT
-# Conversation records are listed in pages of this size.
-RECORD_PAGE = 1000
 
 
 def _limit(value: object) -> int:
@@ -79,9 +77,9 @@ async def readable(ctx: Context, user: str) -> list[Scope]:
     """Every conversation the user may read, with the seqs they may read."""
     scopes = [
         Scope(record_id.removeprefix(f"conv:{user}:"))
-        for record_id, _ in await _all(ctx, f"conv:{user}:")
+        for record_id, _ in await ctx.records(f"conv:{user}:")
     ]
-    for record_id, record in await _all(ctx, f"membership:{user}:"):
+    for record_id, record in await ctx.records(f"membership:{user}:"):
         window = access.membership_window(record)
         if window is not None:
             gid = record_id.removeprefix(f"membership:{user}:")
@@ -149,14 +147,3 @@ def _hit(hit: Hit) -> dict[str, Any]:
         "ts": hit.created_at,
         "snippet": [{"text": text, "match": match} for text, match in hit.snippet],
     }
-
-
-async def _all(ctx: Context, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-    found: list[tuple[str, dict[str, Any]]] = []
-    after: str | None = None
-    while True:
-        page = await ctx.store.find_meta(prefix, after=after, limit=RECORD_PAGE)
-        found += page
-        if len(page) < RECORD_PAGE:
-            return found
-        after = page[-1][0]

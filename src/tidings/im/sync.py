@@ -190,7 +190,7 @@ async def conversations(ctx: Context, user: str) -> list[dict[str, Any]]:
     message, read mark and unread count (messages after the mark that others
     sent, counted up to 999)."""
     found: dict[str, dict[str, Any]] = {}
-    for record_id, _ in await ctx.store.find_meta(f"conv:{user}:", limit=1000):
+    for record_id, _ in await ctx.records(f"conv:{user}:"):
         conversation = record_id.removeprefix(f"conv:{user}:")
         found[conversation] = {"conversation": conversation, "type": "direct"}
     for group in await groups.groups_of(ctx, user):
@@ -201,7 +201,7 @@ async def conversations(ctx: Context, user: str) -> list[dict[str, Any]]:
         }
     marks = {
         record_id.removeprefix(f"read:{user}:"): int(record["seq"])
-        for record_id, record in await ctx.store.find_meta(f"read:{user}:", limit=1000)
+        for record_id, record in await ctx.records(f"read:{user}:")
     }
     heads = await ctx.store.heads(list(found))
     for conversation, summary in found.items():
