@@ -51,9 +51,19 @@ ENTRY = Entry("inbox:bob", 7, {"id": "m1", "text": "你好"}, 1700.5, None, ("dm
     ],
 )
 def test_deliveries_round_trip_through_the_encoding(delivery: Delivery) -> None:
-    subject, payload = codec.encode(delivery)
+    [(subject, payload)] = codec.encode(delivery)
     assert codec.decode(payload) == delivery
     assert " " not in subject and ".." not in subject
+
+
+def test_a_huge_group_head_is_split_under_the_payload_limit() -> None:
+    members = tuple(f"user{i:06d}" for i in range(25_000))
+    messages = codec.encode(GroupAdvanced("group:big", 9, members))
+    assert len(messages) == 3
+    assert all(len(payload) < 1024 * 1024 for _, payload in messages)
+    heads = [codec.decode(payload) for _, payload in messages]
+    assert all(isinstance(h, GroupAdvanced) and h.seq == 9 for h in heads)
+    assert [m for h in heads if isinstance(h, GroupAdvanced) for m in h.members] == list(members)
 
 
 def test_subjects_name_users_and_groups_safely() -> None:

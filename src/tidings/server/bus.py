@@ -13,9 +13,10 @@ Subjects (the NATS names; the worker relay uses the same ones):
   ephemeral frames (typing, presence) for that user. A node subscribes while the
   user has a socket on it, so a delivery crosses the network only to the nodes
   that push it.
-- ``tidings.group.<gid>``: the head of a read-fan-out group, once per send
-  whatever the group's size; every node listens (``tidings.group.>``) and pushes
-  to its own online members.
+- ``tidings.group.<gid>``: the head of a read-fan-out group with its member
+  list, once per send (split into messages of ``GROUP_HEAD_MEMBERS`` names for
+  the largest groups); every node listens (``tidings.group.>``) and pushes to
+  its own online members.
 - ``tidings.presence``: which users each node has sockets for (changes as they
   happen, the full list every ``PRESENCE_INTERVAL``), so "online" and typing
   audiences span nodes.
@@ -240,7 +241,8 @@ class QueuedBus:
         ]
 
     def publish(self, delivery: Delivery) -> None:
-        self._queue(*encode(delivery))
+        for subject, payload in encode(delivery):
+            self._queue(subject, payload)
 
     def relay(self, user: str, frame: bytes) -> None:
         self._queue(*encode_frame(user, frame))

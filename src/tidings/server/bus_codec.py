@@ -19,6 +19,10 @@ USER_PREFIX = "tidings.user."
 GROUP_PREFIX = "tidings.group."
 GROUPS = "tidings.group.>"
 PRESENCE = "tidings.presence"
+# A group head names the members to push to; a huge group's list is split over
+# several messages of at most this many names (~200 KB), well under NATS's
+# default 1 MB payload limit.
+GROUP_HEAD_MEMBERS = 10_000
 
 
 def user_subject(user: str) -> str:
@@ -33,20 +37,31 @@ def group_subject(conversation: str) -> str:
 # -- encoding: compact orjson arrays, one letter of kind first --------------------
 
 
-def encode(delivery: Delivery) -> tuple[str, bytes]:
-    """The subject and payload of a delivery. An inbox delivery carries its
-    entries whole, so the receiving node pushes without reading the database."""
+def encode(delivery: Delivery) -> list[tuple[str, bytes]]:
+    """The subjects and payloads of a delivery (one message, or several for the
+    head of a very large group). An inbox delivery carries its entries whole,
+    so the receiving node pushes without reading the database."""
     if isinstance(delivery, InboxAdvanced):
         entries = [
             [e.seq, e.message, e.created_at, e.client_id, list(e.ref) if e.ref else None]
             for e in delivery.entries
         ]
-        return user_subject(delivery.user), orjson.dumps(["i", delivery.user, entries])
+        return [(user_subject(delivery.user), orjson.dumps(["i", delivery.user, entries]))]
     if isinstance(delivery, GroupAdvanced):
-        body = ["g", delivery.conversation, delivery.seq, list(delivery.members)]
-        return group_subject(delivery.conversation), orjson.dumps(body)
+        subject = group_subject(delivery.conversation)
+        members = list(delivery.members) or [""]
+        return [
+            (
+                subject,
+                orjson.dumps(["g", delivery.conversation, delivery.seq, [m for m in chunk if m]]),
+            )
+            for chunk in (
+                members[start : start + GROUP_HEAD_MEMBERS]
+                for start in range(0, len(members), GROUP_HEAD_MEMBERS)
+            )
+        ]
     body = ["r", delivery.user, delivery.device]
-    return user_subject(delivery.user), orjson.dumps(body)
+    return [(user_subject(delivery.user), orjson.dumps(body))]
 
 
 def encode_frame(user: str, frame: bytes) -> tuple[str, bytes]:
