@@ -35,6 +35,7 @@ import os
 import secrets
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -182,7 +183,7 @@ class Presence:
         return orjson.dumps(body)
 
 
-class QueuedBus:
+class QueuedBus(ABC):
     """The shared half of the networked buses: encoding, the bounded send
     buffer, presence, the set of watched subjects. A subclass supplies the
     transport (:meth:`_connect`, :meth:`_send`, :meth:`_subscribe`,
@@ -208,26 +209,30 @@ class QueuedBus:
 
     # -- transport (the subclass) ------------------------------------------------
 
+    @abstractmethod
     async def _connect(self) -> None:
         """Connect, retrying until it succeeds; the transport reconnects by itself
         afterwards and keeps ``connected`` set while it is up."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _send(self, subject: str, payload: bytes) -> None:
-        raise NotImplementedError
+        """Publish one message; raise when the transport refuses it."""
 
+    @abstractmethod
     async def _subscribe(self, subject: str) -> None:
-        raise NotImplementedError
+        """Start receiving ``subject``."""
 
+    @abstractmethod
     async def _unsubscribe(self, subject: str) -> None:
-        raise NotImplementedError
+        """Stop receiving ``subject``."""
 
+    @abstractmethod
     async def _disconnect(self) -> None:
-        raise NotImplementedError
+        """Close the transport (after the send buffer is flushed)."""
 
+    @abstractmethod
     def _up(self) -> bool:
         """Whether the transport is connected right now."""
-        raise NotImplementedError
 
     # -- the Bus protocol ----------------------------------------------------------
 
