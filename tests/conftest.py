@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from required import cannot_run
 from tidings.timeline import open_store
 
 T = TypeVar("T")
@@ -30,17 +31,6 @@ DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Long enough for a loaded CI machine, short enough that a missing server is
 # reported quickly.
 PG_CONNECT_TIMEOUT_S = 10
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def cannot_run(reason: str) -> None:
-    """Skip, or fail under CI where every backend must run."""
-    if in_ci():
-        pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def run_aside(coro: Coroutine[Any, Any, T]) -> T:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import pytest
+
+from required import cannot_run
 
 TIDINGS = [sys.executable, "-m", "tidings.cli", "serve"]
 # Low Argon2 costs and a high message rate: the tests measure delivery, not limits.
@@ -37,13 +38,6 @@ NODE_ENV = {
     "TIDINGS_LOG_LEVEL": "warning",
 }
 START_TIMEOUT = 30.0
-
-
-def cannot_run(reason: str) -> None:
-    """Skip, or fail under CI=true, where everything must be there."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"required under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@ headless Chromium with one browser context per person."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,7 @@ from web_harness import (
 )
 from web_ui import ChatPage
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip on a developer machine; in CI the browser tests must run."""
-    if IN_CI:
-        pytest.fail(f"browser tests cannot run in CI: {reason}")
-    pytest.skip(reason)
+from required import cannot_run
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +28,7 @@ def web_dist() -> Path:
         try:
             build_web()
         except (RuntimeError, OSError) as error:
-            _unavailable(f"web/dist cannot be built: {error}")
+            cannot_run(f"web/dist cannot be built: {error}")
     from web_harness import DIST
 
     return DIST
@@ -45,11 +37,11 @@ def web_dist() -> Path:
 @pytest.fixture(scope="session")
 def browser(web_dist: Path) -> Iterator[Any]:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+        cannot_run(f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
+        cannot_run("playwright is not installed (pip install -e '.[dev]')")
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield browser
