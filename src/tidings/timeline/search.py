@@ -96,12 +96,11 @@ def _cut(term: str) -> str:
 def terms(text: str) -> list[str]:
     """The index terms of ``text``, in order (see the module docstring)."""
     out: list[str] = []
-    for run, unspaced in runs(text):
-        if unspaced:
-            out += map("".join, zip(run, run[1:], strict=False))
-            out.append(run[-1])
+    for unspaced, word in _RUNS.findall(fold(text)):
+        if unspaced:  # its bigrams, the last slice being the lone last character
+            out += [unspaced[i : i + 2] for i in range(len(unspaced))]
         else:
-            out.append(_cut(run))
+            out.append(word[:MAX_TERM_CHARS])
     return out[:MAX_TERMS]
 
 
@@ -168,7 +167,7 @@ def tsquery(phrases: Sequence[Phrase]) -> str:
     """
     parts = []
     for p in phrases:
-        lexemes = [_lexeme(term) for term in p.terms]
+        lexemes = [f"'{term}'" for term in p.terms]  # letters and digits: no escaping
         last = p.terms[-1]
         if p.prefix and not (len(last) == 1 and is_unspaced(last)):
             lexemes[-1] += ":*"
@@ -180,19 +179,27 @@ def tsvector(text: str) -> str:
     """A PostgreSQL ``tsvector`` text of the terms of ``text`` at positions 1,
     2, 3…, with each character of an unspaced run also indexed alone at the
     position of the bigram it starts (so one character is an exact lexeme,
-    not a prefix scan over every bigram it starts)."""
-    out = []
-    position = 0
-    for term in terms(text):
-        position += 1
-        out.append(f"{_lexeme(term)}:{position}")
-        if len(term) == 2 and is_unspaced(term[0]):
-            out.append(f"{_lexeme(term[0])}:{position}")
+    not a prefix scan over every bigram it starts).
+
+    Terms are letters and digits only, so no lexeme needs escaping.
+    """
+    out: list[str] = []
+    position = 0  # of the last term written
+    for unspaced, word in _RUNS.findall(fold(text)):
+        if position >= MAX_TERMS:
+            break
+        if unspaced:
+            run = unspaced[: MAX_TERMS - position]
+            out += [
+                f"'{run[i - 1 : i + 1]}':{position + i} '{run[i - 1]}':{position + i}"
+                for i in range(1, len(run))
+            ]
+            position += len(run)
+            out.append(f"'{run[-1]}':{position}")
+        else:
+            position += 1
+            out.append(f"'{word[:MAX_TERM_CHARS]}':{position}")
     return " ".join(out)
-
-
-def _lexeme(term: str) -> str:
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 # -- what is indexed ----------------------------------------------------------------

@@ -207,11 +207,11 @@ class SQLiteSearch:
     ) -> None:
         if seq > MAX_INDEXED_SEQ:
             return
-        (num,) = conn.execute(
-            "INSERT INTO search_timelines (id) VALUES (?)"
-            " ON CONFLICT (id) DO UPDATE SET id = excluded.id RETURNING num",
-            (timeline_id,),
-        ).fetchone()
+        num = self._num(conn, timeline_id)
+        if num is None:  # a read first: an upsert would rewrite the row every time
+            (num,) = conn.execute(
+                "INSERT INTO search_timelines (id) VALUES (?) RETURNING num", (timeline_id,)
+            ).fetchone()
         doc_id = (num << SEQ_BITS) | seq
         conn.execute(
             "INSERT INTO search_pending (id, created_at, facet, body, terms)"
