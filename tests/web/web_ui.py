@@ -133,3 +133,14 @@ class ChatPage:
 
     def texts(self) -> list[str]:
         return [t.strip() for t in self.page.get_by_test_id("text").all_inner_texts()]
+
+    # -- search ---------------------------------------------------------------------
+
+    def search(self, query: str) -> Locator:
+        """Type ``query`` into the search box (🔍), opening it if need be; the
+        message hits (they appear once the typing pauses and the server replies)."""
+        box = self.page.get_by_test_id("search-input")
+        if not box.is_visible():
+            self.page.get_by_test_id("search-toggle").click()
+        box.fill(query)
+        return self.page.get_by_test_id("search-message")
