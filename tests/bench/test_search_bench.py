@@ -11,7 +11,7 @@ from tidings.cli import main
 
 def test_bench_search_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "search", "--json", "--messages", "600", "--conversations", "30"]
-    argv += ["--readable", "10", "--queries", "5", "--sends", "50"]
+    argv += ["--readable", "10", "--queries", "5", "--sends", "50", "--im-users", "20"]
     assert main(argv) == 0
     report = orjson.loads(capsys.readouterr().out)
     assert report["messages"] == 600
@@ -20,8 +20,27 @@ def test_bench_search_smoke(capsys: pytest.CaptureFixture[str]) -> None:
         assert 0 < figures["p50"] <= figures["p99"]
     assert report["sends_per_s_index_on"] > 0 and report["sends_per_s_index_off"] > 0
     assert report["send_ratio_on_over_off"] > 0
+    # The product-level probe: direct messages through tidings.im.messaging.send.
+    assert report["im_users"] == 20 and report["im_dms"] == 100
+    assert report["im_sends_per_s_index_on"] > 0 and report["im_sends_per_s_index_off"] > 0
+    assert report["im_send_ratio_on_over_off"] > 0
+    assert report["im_index_overhead"] == pytest.approx(
+        1 - report["im_send_ratio_on_over_off"], abs=0.002
+    )
+
+
+def test_bench_search_describes_both_send_probes(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "search", "--messages", "200", "--conversations", "10", "--readable", "5"]
+    argv += ["--queries", "3", "--sends", "50", "--im-users", "10"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "storage sends/s" in out
+    # 10 users make 45 pairs, fewer than 5 conversations per user: all of them.
+    assert "IM sends/s (messaging.send, 64 senders, 45 DMs of 10 users)" in out
 
 
 def test_bench_search_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "search", "--readable", "5", "--conversations", "2"]) == 2
     assert "--readable" in capsys.readouterr().out
+    assert main(["bench", "search", "--im-users", "1"]) == 2
+    assert "--im-users" in capsys.readouterr().out

@@ -10,7 +10,15 @@ import pytest
 from timeline_harness import DAY, FakeClock, StoreFactory
 
 from tidings.errors import InvalidInput
-from tidings.timeline import Append, Scope, SearchConfig, Store, sqlite_search, sqlite_search_read
+from tidings.timeline import (
+    Append,
+    Scope,
+    SearchConfig,
+    Store,
+    postgres_search,
+    sqlite_search,
+    sqlite_search_read,
+)
 
 CONFIG = SearchConfig(
     kinds=("dm", "group"),
@@ -33,16 +41,30 @@ TEXTS = [
 
 @pytest.fixture(autouse=True, params=["staged", "merged", "mixed"])
 def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite stages new documents before they enter its FTS5 index and reads
-    the index in one pass or scope by scope: run every test with documents
-    staged; merged at once and read scope by scope in small windows; and some
-    of each, read in one pass."""
+    """Run every test down each of the backends' read paths.
+
+    SQLite stages new documents before they enter its FTS5 index and reads
+    the index in one pass or scope by scope: documents staged; merged at once
+    and read scope by scope in small windows; and some of each, read in one
+    pass. PostgreSQL walks the scopes newest first or reads the GIN index:
+    a walk in large windows; a walk one scope and one or two entries at a
+    time; and a walk that runs out of budget and falls back to the index.
+    """
     if request.param == "merged":
         monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 1)
         monkeypatch.setattr(sqlite_search_read, "SPARSE_IN_SCOPE", 0)
         monkeypatch.setattr(sqlite_search_read, "WINDOW", 2)
+        monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
+        monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
+        monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
+        monkeypatch.setattr(postgres_search, "WALK_LARGEST_WINDOW", 2)
+        monkeypatch.setattr(postgres_search, "WALK_BATCH", 1)
     elif request.param == "mixed":
         monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 3)
+        monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
+        monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
+        monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
+        monkeypatch.setattr(postgres_search, "WALK_BUDGET", 2)
 
 
 @pytest.fixture

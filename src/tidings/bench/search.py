@@ -4,10 +4,14 @@ On a scratch store thrown away afterwards: store ``--messages`` chat messages
 (mixed Chinese and English, character frequencies skewed like real text) in
 ``--conversations`` conversations; then, for a user who may read
 ``--readable`` of them, time searches of one, two and four CJK characters and
-of English words (newest 20 hits); then time sends (one history entry and two
-inbox copies each, 64 concurrent senders) with the index on and off, and report
-their ratio. On PostgreSQL the tables are vacuumed and analysed after the
-bulk load (what autovacuum does on a server). ``--json`` prints one JSON object.
+of English words (newest 20 hits); then time sends with the index on and off,
+64 concurrent senders, and report their ratio, at two levels on the same
+store: the storage level (one history entry and two inbox copies per
+``append_many``) and the product level (direct messages through
+``tidings.im.messaging.send``, with its access checks, idempotency and
+fan-out, between ``--im-users`` registered users). On PostgreSQL the tables
+are vacuumed and analysed after the bulk load (what autovacuum does on a
+server). ``--json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ import platform
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..im import Context
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Common Chinese characters, most frequent first: messages draw from them with
@@ -42,6 +50,9 @@ SENDERS = 64
 # Messages are written in batches of this many (one commit each) while seeding.
 SEED_BATCH = 500
 SEED_WRITERS = 4
+# The product-level probe: direct conversations per registered user (each
+# conversation has two users, so a user is in about twice as many).
+IM_DMS_PER_USER = 5
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--readable", type=int, default=100, help="conversations the searching user reads")
     add("--queries", type=int, default=200, help="searches per query kind")
     add("--sends", type=int, default=3_000, help="sends per send-throughput probe")
+    add("--im-users", type=int, default=200, help="users of the IM-level send probe")
     add("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL server (default {DEFAULT_DSN})")
     add("--seed", type=int, default=1, help="seeds the workload")
 
@@ -66,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.readable > args.conversations:
         print("tidings bench search: --readable must not exceed --conversations")
+        return 2
+    if args.im_users < 2:
+        print("tidings bench search: --im-users must be at least 2")
         return 2
     report = asyncio.run(measure(args))
     print(orjson.dumps(report).decode() if args.json else describe(report))
@@ -140,6 +155,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await store.close()
         sends = await _send_ratio(url, corpus, args.conversations, args.sends)
+        im_sends, dms = await _im_send_ratio(url, corpus, args.im_users, args.sends)
     return {
         "backend": args.backend,
         "messages": args.messages,
@@ -152,6 +168,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "sends_per_s_index_off": round(sends["off"]),
         "send_ratio_on_over_off": round(sends["on"] / sends["off"], 3),
         "index_overhead": round(1 - sends["on"] / sends["off"], 3),
+        "im_users": args.im_users,
+        "im_dms": dms,
+        "im_sends_per_s_index_on": round(im_sends["on"]),
+        "im_sends_per_s_index_off": round(im_sends["off"]),
+        "im_send_ratio_on_over_off": round(im_sends["on"] / im_sends["off"], 3),
+        "im_index_overhead": round(1 - im_sends["on"] / im_sends["off"], 3),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}",
     }
@@ -233,9 +255,10 @@ async def _time_queries(store: Any, scopes: list[Any], queries: list[str]) -> di
     }
 
 
-async def _send_ratio(url: str, corpus: Corpus, conversations: int, count: int) -> dict[str, float]:
-    """Sends/s with the index on and off, alternating (on, off, on, off) to
-    even out drift; each send is a history entry plus two inbox copies."""
+async def _alternate(url: str, probe: Callable[[Any], Awaitable[float]]) -> dict[str, float]:
+    """The mean of ``probe(store)`` (a rate) with the index on and off, the
+    store at ``url`` opened afresh for each run, alternating (on, off, on,
+    off) to even out drift."""
     from ..im.search import SEARCH
     from ..timeline import open_store
 
@@ -244,11 +267,31 @@ async def _send_ratio(url: str, corpus: Corpus, conversations: int, count: int) 
         config = SEARCH if mode == "on" else None
         store = await open_store(url, search=config, purge_interval=None)
         try:
-            texts = [corpus.text() for _ in range(count)]
-            rates[mode].append(await _sends_per_second(store, corpus, texts, conversations))
+            rates[mode].append(await probe(store))
         finally:
             await store.close()
     return {mode: sum(values) / len(values) for mode, values in rates.items()}
+
+
+async def _concurrently(sender: Callable[[], Coroutine[Any, Any, None]]) -> float:
+    """Run ``SENDERS`` copies of ``sender`` at once; returns the seconds they
+    took. The first error cancels the others and is raised."""
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as senders:
+        for _ in range(SENDERS):
+            senders.create_task(sender())
+    return time.perf_counter() - started
+
+
+async def _send_ratio(url: str, corpus: Corpus, conversations: int, count: int) -> dict[str, float]:
+    """Sends/s at the storage level with the index on and off; each send is a
+    history entry plus two inbox copies."""
+
+    async def probe(store: Any) -> float:
+        texts = [corpus.text() for _ in range(count)]
+        return await _sends_per_second(store, corpus, texts, conversations)
+
+    return await _alternate(url, probe)
 
 
 async def _sends_per_second(
@@ -267,9 +310,102 @@ async def _sends_per_second(
                 + [Append("inbox:v", message, ref=0)]
             )
 
-    started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(SENDERS)))
-    return len(texts) / (time.perf_counter() - started)
+    return len(texts) / await _concurrently(sender)
+
+
+# One send of the IM-level probe: sender, conversation, text, client message id.
+Send = tuple[str, str, str, str]
+
+
+async def _im_send_ratio(
+    url: str, corpus: Corpus, users: int, count: int
+) -> tuple[dict[str, float], int]:
+    """Sends/s through the IM layer (``messaging.send``) with the index on and
+    off, and how many direct conversations they went to.
+
+    ``users`` users are registered (accepting direct messages from anyone, the
+    default ``dm_policy``) and paired at random into direct conversations, each
+    opened by one message with the index on, as the server runs. Every probe
+    gets a new context that knows these users and conversations (as a running
+    server does after their first message), so none of them pays a first
+    send's bookkeeping.
+    """
+    from ..im import Context, IMSettings
+    from ..im.search import SEARCH
+    from ..timeline import open_store
+
+    # Cheap password hashes: registering is set-up, not what is measured.
+    settings = IMSettings(password_time_cost=1, password_memory_kib=1024)
+    store = await open_store(url, search=SEARCH, purge_interval=None)
+    try:
+        warm = Context(store, settings)
+        dms = await _im_setup(warm, corpus, users)
+    finally:
+        await store.close()
+
+    async def probe(store: Any) -> float:
+        ctx = Context(
+            store, settings, known_users=set(warm.known_users), known_dms=set(warm.known_dms)
+        )
+        sends = [_im_send(corpus, corpus.random.choice(dms)) for _ in range(count)]
+        return await _im_sends_per_second(ctx, sends)
+
+    return await _alternate(url, probe), len(dms)
+
+
+async def _im_setup(ctx: Context, corpus: Corpus, count: int) -> list[tuple[str, str]]:
+    """Register ``count`` users and open direct conversations between random
+    pairs of them (one message each); returns the pairs."""
+    import itertools
+
+    from ..im import accounts
+
+    users = [f"bench{n:05}" for n in range(count)]
+    registered = asyncio.Queue[str]()
+    for user in users:
+        registered.put_nowait(user)
+
+    async def register() -> None:
+        while not registered.empty():
+            await accounts.register(ctx, registered.get_nowait(), "bench password")
+
+    await asyncio.gather(*(register() for _ in range(SEED_WRITERS)))
+    pairs = list(itertools.combinations(users, 2))
+    dms = corpus.random.sample(pairs, min(len(pairs), count * IM_DMS_PER_USER))
+    await _im_sends_per_second(ctx, [_im_send(corpus, pair) for pair in dms])
+    return dms
+
+
+def _im_send(corpus: Corpus, pair: tuple[str, str]) -> Send:
+    """A message from either user of ``pair`` to the other, with its client id."""
+    from ..im import names
+
+    sender = pair[corpus.random.randrange(2)]
+    return sender, names.dm(*pair), corpus.text(), uuid.uuid4().hex
+
+
+async def _im_sends_per_second(ctx: Context, sends: list[Send]) -> float:
+    """Send them all through ``messaging.send``; any error, or an ack for a
+    message stored before (a replay), fails the benchmark."""
+    from ..im import messaging
+
+    pending = iter(sends)
+    accepted = 0
+
+    async def sender() -> None:
+        nonlocal accepted
+        for user, conversation, text, client_msg_id in pending:
+            ack = await messaging.send(
+                ctx, user, conversation, text=text, client_msg_id=client_msg_id
+            )
+            if ack.duplicate:
+                raise RuntimeError(f"send {client_msg_id} of {user} was a replay")
+            accepted += 1
+
+    elapsed = await _concurrently(sender)
+    if accepted != len(sends):
+        raise RuntimeError(f"{accepted} of {len(sends)} sends accepted")
+    return accepted / elapsed
 
 
 def describe(report: dict[str, Any]) -> str:
@@ -287,8 +423,14 @@ def describe(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"sends/s ({SENDERS} senders, durable): index on {report['sends_per_s_index_on']:,}, "
-        f"off {report['sends_per_s_index_off']:,}; on/off {report['send_ratio_on_over_off']:.3f} "
+        f"storage sends/s (append_many, {SENDERS} senders, durable): "
+        f"index on {report['sends_per_s_index_on']:,}, off {report['sends_per_s_index_off']:,}; "
+        f"on/off {report['send_ratio_on_over_off']:.3f} "
         f"(overhead {report['index_overhead']:.1%})",
+        f"IM sends/s (messaging.send, {SENDERS} senders, {report['im_dms']:,} DMs of "
+        f"{report['im_users']:,} users): index on {report['im_sends_per_s_index_on']:,}, "
+        f"off {report['im_sends_per_s_index_off']:,}; "
+        f"on/off {report['im_send_ratio_on_over_off']:.3f} "
+        f"(overhead {report['im_index_overhead']:.1%})",
     ]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -470,14 +471,8 @@ class PostgresBackend:
     ) -> list[Candidate]:
         if self.search_config is None:
             return []
-        args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
-        probed = [scope.timeline_id for scope in scopes[: search_sql.PROBE_SCOPES]]
-        matched, seen = await self._read(
-            "fetchrow", search_sql.PROBE, probed, search_sql.PROBE_WINDOW, args[4]
-        )
-        sparse = not seen or matched / seen <= search_sql.SPARSE_DENSITY
-        statement = search_sql.SEARCH_SPARSE if sparse else search_sql.SEARCH
-        return search_sql.candidates(await self._read("fetch", statement, *args))
+        fetch = functools.partial(self._read, "fetch")
+        return await search_sql.search(fetch, phrases, scopes, after, before, facet, cursor, limit)
 
     async def search_meta(
         self, kind: str, query: str, limit: int

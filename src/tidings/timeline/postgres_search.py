@@ -20,7 +20,7 @@ and an index row never outlives its entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -74,25 +74,29 @@ INDEX_CTE = """, indexed AS (
 )
 """
 
-# The density probe: how many of the newest entries of a few scopes match.
-PROBE = """
-SELECT count(*) FILTER (WHERE x.terms @@ $3::tsquery), count(*)
-FROM unnest($1::text[]) AS w (timeline_id)
-CROSS JOIN LATERAL (
-    SELECT e.terms FROM search_entries e
-    WHERE e.timeline_id = w.timeline_id ORDER BY e.seq DESC LIMIT $2
-) x
-"""
-# Reading newest first through each scope suits a frequent term; a rare term is
-# found through the GIN index instead (all its entries in the scopes, then the
-# newest): the probed share of matching entries decides (see SPARSE_DENSITY).
-SPARSE_DENSITY = 0.12
-PROBE_SCOPES = 3
-PROBE_WINDOW = 64
+# A search first *walks* the scopes newest first, stopping as soon as no scope
+# can hold a newer match; that suits a frequent term. Its first step reads
+# ``WALK_FIRST`` entries in all (``WALK_FIRST_WINDOW`` at least per scope):
+# when fewer than ``WALK_DENSITY`` of them match, the term is rare and is
+# found through the GIN index instead (every match in the scopes, then the
+# newest). Measured at 1,000,000 messages, 100 scopes: a term in 3-5% of
+# messages walks in 4-12 ms against 16-40 ms through the index; one in 0.5%
+# takes 32 ms walking against 20 ms through the index.
+WALK_DENSITY = 0.01
+WALK_FIRST = 800
+WALK_FIRST_WINDOW = 8
+# Entries a walk may read before it gives way to the GIN index (a term the
+# first step overrated, or a ``before`` filter far in the past).
+WALK_BUDGET = 8_000
+# Scopes walked together; a user with more is walked in batches, the scopes
+# with the newest entries first, until a batch cannot hold a newer match.
+WALK_BATCH = 200
+# Each window of a scope is four times its previous one, up to this.
+WALK_LARGEST_WINDOW = 1024
 
-# Columns and filters shared by both search statements ($1-$10 as in
+# Columns and filters shared by the search statements ($1-$9 as in
 # search_arguments).
-_FILTERS = """
+_MATCHES = """e.terms @@ $5::tsquery
         AND ($6::float8 IS NULL OR e.created_at >= $6)
         AND ($7::float8 IS NULL OR e.created_at < $7)
         AND ($8::text IS NULL OR e.facet = $8)
@@ -104,28 +108,41 @@ FROM search_entries e
 JOIN unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
     AS w (timeline_id, first, last, tiebreak)
     ON e.timeline_id = w.timeline_id AND e.seq BETWEEN w.first AND w.last
-WHERE e.terms @@ $5::tsquery AND e.timeline_id = ANY($1::text[]) {_FILTERS}
+WHERE e.timeline_id = ANY($1::text[]) AND {_MATCHES}
 ORDER BY e.created_at DESC, e.timeline_id DESC, e.seq DESC
 LIMIT $10
 """
-
-_SEARCH = f"""
-SELECT s.timeline_id, s.seq, s.created_at, s.facet, s.body
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-    AS w (timeline_id, first, last, tiebreak)
+# One step of a walk: the newest $10[i] entries of each scope at or below its
+# ``last`` seq; returns the matches and, for a scope with that many entries,
+# the oldest of the window (``last``), where the next step goes on from.
+WALK = f"""
+SELECT w.timeline_id, x.seq, x.created_at, x.facet, x.body, x.hit, x.rn = w.size AS last
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $10::int[])
+    AS w (timeline_id, first, last, tiebreak, size)
 CROSS JOIN LATERAL (
-    SELECT e.timeline_id, e.seq, e.created_at, e.facet, e.body
-    FROM search_entries e
+    SELECT e.seq, e.created_at, e.facet, CASE WHEN e.hit THEN e.body END AS body, e.hit, e.rn
+    FROM (
+        SELECT e.seq, e.created_at, e.facet, e.body, {_MATCHES} AS hit,
+            row_number() OVER (ORDER BY e.seq DESC) AS rn
+        FROM search_entries e
+        WHERE e.timeline_id = w.timeline_id AND e.seq BETWEEN w.first AND w.last
+        ORDER BY e.seq DESC
+        LIMIT w.size
+    ) e
+) x
+WHERE x.hit OR x.rn = w.size
+"""
+# When each scope's newest indexed entry was written (to walk many in order).
+NEWEST = """
+SELECT w.timeline_id, (
+    SELECT e.created_at FROM search_entries e
     WHERE e.timeline_id = w.timeline_id AND e.seq BETWEEN w.first AND w.last
-        AND e.terms @@ $5::tsquery {_FILTERS}
-    ORDER BY e.seq DESC
-    LIMIT $10
-) s
-ORDER BY s.created_at DESC, s.timeline_id DESC, s.seq DESC
-LIMIT $10
+    ORDER BY e.seq DESC LIMIT 1
+)
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w (timeline_id, first, last)
 """
 
-_SEARCH_META = """
+SEARCH_META = """
 SELECT m.id, m.fields
 FROM search_meta s JOIN meta m ON m.id = s.id
 WHERE s.id >= $1 AND s.id < $2 AND s.body LIKE $3
@@ -213,6 +230,85 @@ async def put_meta_text(conn: Any, config: SearchConfig, record_id: str, fields:
         )
 
 
+Fetch = Callable[..., Awaitable[Any]]
+
+
+async def search(
+    fetch: Fetch,
+    phrases: Sequence[Phrase],
+    scopes: Sequence[Scope],
+    after: float | None,
+    before: float | None,
+    facet: str | None,
+    cursor: tuple[float, str, int] | None,
+    limit: int,
+) -> list[Candidate]:
+    """The newest ``limit`` matches over ``scopes``, newest first; ``fetch(sql,
+    *args)`` runs a read statement and returns its rows."""
+    args = search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+    found = await _walk(fetch, args)
+    if found is None:
+        found = candidates(await fetch(SEARCH_SPARSE, *args))
+    return found
+
+
+async def _walk(fetch: Fetch, args: tuple[Any, ...]) -> list[Candidate] | None:
+    """Read the scopes newest first in growing windows, keeping the best
+    ``limit`` matches, until no scope can hold a newer one. None when the first
+    step finds the term rare, or the walk would read more than ``WALK_BUDGET``
+    entries.
+
+    Within a timeline, seq order is time order: once a scope's window ends
+    below the ``limit``-th best match so far, nothing older in it can enter.
+    """
+    ids, firsts, lasts, ties = args[:4]
+    filters, limit = args[4:9], args[9]
+    scopes: list[tuple[str, int, int, int]] = list(zip(ids, firsts, lasts, ties, strict=True))
+    newest: dict[str, float] = {}
+    if len(scopes) > WALK_BATCH:
+        newest = {row[0]: row[1] for row in await fetch(NEWEST, ids, firsts, lasts)}
+        scopes = sorted(
+            (s for s in scopes if newest[s[0]] is not None), key=lambda s: -newest[s[0]]
+        )
+    first_window = max(WALK_FIRST_WINDOW, -(-WALK_FIRST // max(1, min(len(scopes), WALK_BATCH))))
+    best: list[Candidate] = []
+    budget = WALK_BUDGET
+    for start in range(0, len(scopes), WALK_BATCH):
+        pending = scopes[start : start + WALK_BATCH]
+        if len(best) >= limit and newest and newest[pending[0][0]] < best[-1].created_at:
+            break  # every later scope's newest entry is older than the matches found
+        size = first_window
+        while pending:
+            read = size * len(pending)
+            budget -= read
+            if budget < 0:
+                return None
+            rows = await fetch(
+                WALK, *map(list, zip(*pending, strict=True)), *filters, [size] * len(pending)
+            )
+            ends: dict[str, tuple[float, int]] = {}
+            hits = 0
+            for row in rows:
+                if row[5]:
+                    hits += 1
+                    best.append(Candidate(row[0], row[1], row[2], row[3], row[4]))
+                if row[6]:
+                    ends[row[0]] = (row[2], row[1])
+            if start == 0 and size == first_window and ends and hits < WALK_DENSITY * read:
+                return None  # a rare term: the GIN index finds it faster
+            best.sort(key=Candidate.key, reverse=True)
+            del best[limit:]
+            bar = best[-1].key() if len(best) >= limit else None
+            pending = [
+                (timeline_id, first, ends[timeline_id][1] - 1, tie)
+                for timeline_id, first, _, tie in pending
+                if timeline_id in ends
+                and (bar is None or (ends[timeline_id][0], timeline_id, ends[timeline_id][1]) > bar)
+            ]
+            size = min(size * 4, WALK_LARGEST_WINDOW)
+    return best
+
+
 def search_arguments(
     phrases: Sequence[Phrase],
     scopes: Sequence[Scope],
@@ -254,10 +350,6 @@ def _tiebreak(timeline_id: str, cursor: tuple[float, str, int] | None) -> int:
 
 def candidates(rows: Sequence[Any]) -> list[Candidate]:
     return [Candidate(row[0], row[1], row[2], row[3], row[4]) for row in rows]
-
-
-SEARCH = _SEARCH
-SEARCH_META = _SEARCH_META
 
 
 def search_meta_arguments(kind: str, query: str, limit: int) -> tuple[Any, ...] | None:
