@@ -21,6 +21,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("admin", "groups"), "tidings.admin.groups", "list groups"),
     (("admin", "stats"), "tidings.admin.stats", "count users, devices, groups"),
     (("admin", "backup"), "tidings.admin.backup", "copy a running SQLite store to a file"),
+    (("admin", "reindex"), "tidings.admin.reindex", "rebuild the search index from what is stored"),
     (("bench", "timeline"), "tidings.bench.timeline", "benchmark the timeline store"),
     (("bench", "transport"), "tidings.bench.transport", "benchmark the bare WebSocket stacks"),
     (("bench", "fanout"), "tidings.bench.fanout", "benchmark group sends by size and mode"),

@@ -22,6 +22,7 @@ EXPORTED = [
     "Hit",
     "Message",
     "Page",
+    "ReindexCounts",
     "Scope",
     "SearchConfig",
     "SearchPage",

@@ -22,6 +22,7 @@ import contextlib
 import os
 import platform
 import random
+import statistics
 import tempfile
 import time
 import uuid
@@ -50,6 +51,8 @@ SENDERS = 64
 # Messages are written in batches of this many (one commit each) while seeding.
 SEED_BATCH = 500
 SEED_WRITERS = 4
+# Send probes per setting (index on, index off), alternating.
+PROBE_ROUNDS = 3
 # The product-level probe: direct conversations per registered user (each
 # conversation has two users, so a user is in about twice as many).
 IM_DMS_PER_USER = 5
@@ -63,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--conversations", type=int, default=2_000, help="conversations they are spread over")
     add("--readable", type=int, default=100, help="conversations the searching user reads")
     add("--queries", type=int, default=200, help="searches per query kind")
-    add("--sends", type=int, default=3_000, help="sends per send-throughput probe")
+    add("--sends", type=int, default=6_000, help="sends per send-throughput probe")
     add("--im-users", type=int, default=200, help="users of the IM-level send probe")
     add("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL server (default {DEFAULT_DSN})")
     add("--seed", type=int, default=1, help="seeds the workload")
@@ -256,21 +259,22 @@ async def _time_queries(store: Any, scopes: list[Any], queries: list[str]) -> di
 
 
 async def _alternate(url: str, probe: Callable[[Any], Awaitable[float]]) -> dict[str, float]:
-    """The mean of ``probe(store)`` (a rate) with the index on and off, the
+    """The median of ``probe(store)`` (a rate) with the index on and off, the
     store at ``url`` opened afresh for each run, alternating (on, off, on,
-    off) to even out drift."""
+    off…, ``PROBE_ROUNDS`` each) to even out drift; the median leaves out a
+    run that an outside stall (a slow fsync, another process) spoiled."""
     from ..im.search import SEARCH
     from ..timeline import open_store
 
     rates: dict[str, list[float]] = {"on": [], "off": []}
-    for mode in ("on", "off", "on", "off"):
+    for mode in ("on", "off") * PROBE_ROUNDS:
         config = SEARCH if mode == "on" else None
         store = await open_store(url, search=config, purge_interval=None)
         try:
             rates[mode].append(await probe(store))
         finally:
             await store.close()
-    return {mode: sum(values) / len(values) for mode, values in rates.items()}
+    return {mode: statistics.median(values) for mode, values in rates.items()}
 
 
 async def _concurrently(sender: Callable[[], Coroutine[Any, Any, None]]) -> float:

@@ -5,6 +5,7 @@ Knows nothing about chat. Open a store with :func:`open_store`.
 
 from .backend import Backend
 from .model import Append, Batch, Direction, Entry, Message, Page
+from .reindexing import ReindexCounts
 from .search import Hit, Scope, SearchConfig, SearchPage
 from .store import DEFAULT_MAX_MESSAGE_BYTES, MAX_SCAN_LIMIT, Store, open_store
 
@@ -19,6 +20,7 @@ __all__ = [
     "Hit",
     "Message",
     "Page",
+    "ReindexCounts",
     "Scope",
     "SearchConfig",
     "SearchPage",

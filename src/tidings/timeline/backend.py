@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 
 
@@ -112,3 +113,9 @@ class Backend(Protocol):
     ) -> list[tuple[str, dict[str, Any]]]:
         """Indexed metadata records ``kind:*`` whose folded text contains the
         normalised ``query``: records with a value starting with it first, then by id."""
+
+    async def reindex(self, *, full: bool, progress: Progress | None) -> ReindexCounts:
+        """Rebuild the search index from the stored entries and metadata records
+        (see :mod:`tidings.timeline.reindexing`), while other writes go on.
+        ``full`` first drops the whole entry index. Raises InvalidInput when the
+        backend indexes nothing."""

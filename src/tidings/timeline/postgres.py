@@ -40,7 +40,9 @@ import orjson
 
 from ..errors import InvalidInput, TidingsError, Unavailable
 from . import postgres_search as search_sql
+from . import reindexing
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 
 log = logging.getLogger(__name__)
@@ -340,9 +342,10 @@ class PostgresBackend:
 
     async def delete(self, timeline_id: str, seq: int) -> None:
         async with self._connection() as conn:
-            indexed = self.search_config and self.search_config.indexes(timeline_id)
-            statement = search_sql.DELETE_ENTRY if indexed else _DELETE_ENTRY
-            await conn.execute(statement, timeline_id, seq)
+            if self.search_config and self.search_config.indexes(timeline_id):
+                await search_sql.delete_entry(conn, timeline_id, seq)
+            else:
+                await conn.execute(_DELETE_ENTRY, timeline_id, seq)
 
     async def heads(self, timeline_ids: Sequence[str]) -> dict[str, int]:
         rows = await self._read(
@@ -393,8 +396,10 @@ class PostgresBackend:
             ids = [row[0] for row in rows]
             if not ids:
                 return 0, None
-            indexed = self.search_config and self.search_config.indexes(low)
-            status = await conn.execute(search_sql.PURGE if indexed else _PURGE, ids, before)
+            if self.search_config and self.search_config.indexes(low):
+                status = await search_sql.purge(conn, ids, before)
+            else:
+                status = await conn.execute(_PURGE, ids, before)
         return _row_count(status), (ids[-1] if len(ids) == max_timelines else None)
 
     # -- metadata --------------------------------------------------------------
@@ -434,7 +439,7 @@ class PostgresBackend:
 
     async def delete_meta(self, timeline_id: str) -> None:
         async with self._connection() as conn:
-            await conn.execute(search_sql.DELETE_META, timeline_id)
+            await search_sql.delete_meta(conn, timeline_id)
 
     async def find_meta(
         self, prefix: str, where: Mapping[str, Any], after: str | None, limit: int
@@ -482,6 +487,14 @@ class PostgresBackend:
             return []
         rows = await self._read("fetch", search_sql.SEARCH_META, *args)
         return [(row[0], _json_object(row[1])) for row in rows]
+
+    async def reindex(self, *, full: bool, progress: Progress | None) -> ReindexCounts:
+        if self.search_config is None:
+            raise InvalidInput("the store indexes nothing: open it with a SearchConfig")
+        steps = search_sql.Reindex(
+            self.search_config, self._connection, functools.partial(self._read, "fetch")
+        )
+        return await reindexing.run(steps, self.search_config, full=full, progress=progress)
 
 
 @dataclass(slots=True, eq=False)

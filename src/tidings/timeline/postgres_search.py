@@ -13,18 +13,22 @@ Tables (migration 2):
   or more use it; shorter ones scan the table, which holds users and groups only).
 
 Appends write the index rows in the same statement as the entries (one more
-common table expression), updates in the same transaction, deletes and purges
-in the same statement: a message is searchable once its send is acknowledged,
-and an index row never outlives its entry.
+common table expression), updates, deletes and purges in the same transaction:
+a message is searchable once its send is acknowledged, and an index row never
+outlives its entry. :class:`Reindex` rebuilds the index from the stored
+entries and records (:meth:`Store.reindex`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 
+from .reindexing import Key, MetaStep, Rebuilt
 from .search import (
     Candidate,
     Phrase,
@@ -35,6 +39,8 @@ from .search import (
     tsquery,
     tsvector,
 )
+
+T = TypeVar("T")
 
 _NO_SEQ_LIMIT = 2**63 - 1
 
@@ -150,20 +156,40 @@ ORDER BY strpos(E'\\n' || s.body, E'\\n' || $4) = 0, s.id
 LIMIT $5
 """
 
-DELETE_ENTRY = """
-WITH unindexed AS (DELETE FROM search_entries WHERE timeline_id = $1 AND seq = $2)
-DELETE FROM entries WHERE timeline_id = $1 AND seq = $2
-"""
-PURGE = """
-WITH unindexed AS (
-    DELETE FROM search_entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2
+# Deleting an entry and its index row takes two statements, the entry first:
+# the second one's snapshot is taken after the entry's row lock was granted, so
+# it sees an index row written by whoever held that lock (an update, a
+# rebuild). One ``WITH … DELETE`` statement would look for index rows in a
+# snapshot taken before waiting for the lock, and leave such a row behind.
+_DELETE_ENTRY = "DELETE FROM entries WHERE timeline_id = $1 AND seq = $2"
+_UNINDEX_ENTRY = "DELETE FROM search_entries WHERE timeline_id = $1 AND seq = $2"
+_PURGE = "DELETE FROM entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2"
+_UNINDEX_PURGED = (
+    "DELETE FROM search_entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2"
 )
-DELETE FROM entries WHERE timeline_id = ANY($1::text[]) AND created_at < $2
-"""
-DELETE_META = """
-WITH unindexed AS (DELETE FROM search_meta WHERE id = $1)
-DELETE FROM meta WHERE id = $1
-"""
+
+
+async def delete_entry(conn: Any, timeline_id: str, seq: int) -> None:
+    """Delete an entry and its index row (see ``_DELETE_ENTRY``)."""
+    async with conn.transaction():
+        await conn.execute(_DELETE_ENTRY, timeline_id, seq)
+        await conn.execute(_UNINDEX_ENTRY, timeline_id, seq)
+
+
+async def purge(conn: Any, timeline_ids: Sequence[str], before: float) -> str:
+    """Delete the entries created before ``before`` and their index rows;
+    returns the status of the entries' delete."""
+    async with conn.transaction():
+        status: str = await conn.execute(_PURGE, timeline_ids, before)
+        await conn.execute(_UNINDEX_PURGED, timeline_ids, before)
+    return status
+
+
+async def delete_meta(conn: Any, record_id: str) -> None:
+    """Delete a metadata record and its searchable text (as ``delete_entry``)."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM meta WHERE id = $1", record_id)
+        await conn.execute("DELETE FROM search_meta WHERE id = $1", record_id)
 
 
 def index_rows(
@@ -357,3 +383,202 @@ def search_meta_arguments(kind: str, query: str, limit: int) -> tuple[Any, ...] 
     if not text:
         return None
     return (kind + ":", kind + ";", like_pattern(text), text, limit)
+
+
+# -- rebuilding the index (Store.reindex) ------------------------------------------
+
+# The entries of a key interval ``($1, $2) < key <= ($3, $4)`` in key order.
+_INTERVAL = """
+SELECT timeline_id, seq, created_at, message FROM entries
+WHERE (timeline_id, seq) > ($1, $2) AND (timeline_id, seq) <= ($3, $4)
+ORDER BY timeline_id, seq
+"""
+_REINDEX_PAGE = _INTERVAL + " LIMIT $5"
+# Locks the interval's entries: an update or delete of one of them waits for
+# the rebuild's commit (or the rebuild for theirs, then reads the new state).
+_REINDEX_LOCK = _INTERVAL + " FOR UPDATE"
+# The interval's index rows that must go: those of entries the rebuild locked
+# and does not index ($5, $6), and those whose entry is gone. Rows of entries
+# appended after the lock (not locked, present) are their appends' own.
+# Lookups are scalar subqueries, one primary-key probe per row: as ``EXISTS``
+# or a join, the planner may hash the whole of ``entries`` (or
+# ``search_entries``) for every batch.
+_REINDEX_DROP = """
+DELETE FROM search_entries s
+WHERE (s.timeline_id, s.seq) > ($1, $2) AND (s.timeline_id, s.seq) <= ($3, $4)
+    AND ((s.timeline_id, s.seq) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))
+        OR (SELECT true FROM entries e
+            WHERE e.timeline_id = s.timeline_id AND e.seq = s.seq) IS NULL)
+"""
+# Writes the rows that are missing or differ (terms compared as tsvectors, so
+# rows made by other term rules are replaced); rows already right are not
+# touched, not even locked.
+_REINDEX_WRITE = """
+INSERT INTO search_entries AS s (timeline_id, seq, created_at, facet, body, terms)
+SELECT x.timeline_id, x.seq, x.created_at, x.facet, x.body, x.terms
+FROM (
+    SELECT x.timeline_id, x.seq, x.created_at, x.facet, x.body, x.terms::tsvector AS terms
+    FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[], $6::text[])
+        AS x (timeline_id, seq, created_at, facet, body, terms)
+) x
+WHERE (
+    SELECT (o.created_at, o.facet, o.body, o.terms)
+        IS NOT DISTINCT FROM (x.created_at, x.facet, x.body, x.terms)
+    FROM search_entries o WHERE o.timeline_id = x.timeline_id AND o.seq = x.seq
+) IS NOT TRUE
+ON CONFLICT (timeline_id, seq) DO UPDATE SET created_at = excluded.created_at,
+    facet = excluded.facet, body = excluded.body, terms = excluded.terms
+"""
+_META_LOCK = """
+SELECT id, fields FROM meta WHERE id >= $1 AND id > $2 AND id < $3
+ORDER BY id LIMIT $4 FOR UPDATE
+"""
+_META_DROP = """
+DELETE FROM search_meta s
+WHERE s.id >= $1 AND s.id > $2 AND s.id < $3 AND ($4::text IS NULL OR s.id <= $4)
+    AND (s.id = ANY($5::text[]) OR (SELECT true FROM meta m WHERE m.id = s.id) IS NULL)
+"""
+_META_WRITE = """
+INSERT INTO search_meta AS s (id, body)
+SELECT x.id, x.body FROM unnest($1::text[], $2::text[]) AS x (id, body)
+WHERE (SELECT o.body = x.body FROM search_meta o WHERE o.id = x.id) IS NOT TRUE
+ON CONFLICT (id) DO UPDATE SET body = excluded.body
+"""
+# Deadlocks (with a purge deleting the same entries in another order) roll the
+# batch back; it is then run again.
+REINDEX_ATTEMPTS = 3
+
+# What is indexed of a message: (text, facet, tsvector text), or None.
+_Row = tuple[str, str | None, str] | None
+
+
+class Reindex:
+    """The PostgreSQL steps of :func:`.reindexing.run`.
+
+    A batch reads its entries first (no lock), turns them into index rows,
+    then in one transaction locks the interval's entries (``FOR UPDATE``,
+    in key order), recomputes the rows of entries that changed since, deletes
+    the rows that must go and writes those missing or different. Updates and
+    deletes of the interval's entries wait for its commit, or it waits for
+    theirs and reads their result; appends take new seqs, so their rows are
+    not the batch's to touch. Rows are removed by key, whatever terms they
+    hold, so ``full`` has nothing to add here: a row made by other term rules
+    differs from its rebuilt row and is replaced.
+
+    Args:
+        config: what is indexed.
+        connection: the backend's pooled connection (an async context manager).
+        fetch: runs a read statement and returns its rows.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        connection: Callable[[], AbstractAsyncContextManager[Any]],
+        fetch: Fetch,
+    ) -> None:
+        self.config = config
+        self.connection = connection
+        self.fetch = fetch
+
+    def _row(self, message: bytes) -> _Row:
+        decoded = orjson.loads(message)
+        text = self.config.document(decoded)
+        if text is None:
+            return None
+        return text, self.config.facet_of(decoded), tsvector(text)
+
+    async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        async with self.connection() as conn:
+            for attempt in range(1, REINDEX_ATTEMPTS + 1):
+                try:
+                    async with conn.transaction():
+                        return await work(conn)
+                except asyncpg.TransactionRollbackError:
+                    if attempt == REINDEX_ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def empty(self) -> int:
+        return 0  # rows are replaced by key: see the class docstring
+
+    async def entries(self, start: Key, stop: Key, limit: int) -> Rebuilt:
+        rows = await self.fetch(_REINDEX_PAGE, *start, *stop, limit)
+        prepared = {(row[0], row[1]): (row[3], self._row(row[3])) for row in rows}
+        end = (rows[-1][0], rows[-1][1]) if len(rows) == limit else stop
+
+        async def work(conn: Any) -> Rebuilt:
+            timelines: list[str] = []
+            unindexed: tuple[list[str], list[int]] = ([], [])
+            written: tuple[list[Any], ...] = ([], [], [], [], [], [])
+            for timeline_id, seq, created_at, message in await conn.fetch(
+                _REINDEX_LOCK, *start, *end
+            ):
+                if not timelines or timelines[-1] != timeline_id:
+                    timelines.append(timeline_id)
+                known = prepared.get((timeline_id, seq))
+                row = known[1] if known is not None and known[0] == message else self._row(message)
+                if row is None:
+                    unindexed[0].append(timeline_id)
+                    unindexed[1].append(seq)
+                    continue
+                text, facet, terms = row
+                values = (timeline_id, seq, created_at, facet, text, terms)
+                for column, value in zip(written, values, strict=True):
+                    column.append(value)
+            dropped = await conn.execute(_REINDEX_DROP, *start, *end, *unindexed)
+            added = await conn.execute(_REINDEX_WRITE, *written)
+            return Rebuilt(tuple(timelines), len(written[0]), _count(dropped) + _count(added), end)
+
+        return await self._transaction(work)
+
+    async def drop_entries(self, low: str, high: str | None) -> int:
+        bound = "" if high is None else " AND timeline_id < $3"
+        find = (
+            "SELECT timeline_id FROM search_entries WHERE timeline_id >= $1"
+            f" AND timeline_id > $2{bound} ORDER BY timeline_id LIMIT 1"
+        )
+        removed = 0
+        after = ""
+        while True:
+            rows = await self.fetch(find, low, after, *([] if high is None else [high]))
+            if not rows:
+                return removed
+            after = rows[0][0]
+            async with self.connection() as conn:
+                removed += _count(
+                    await conn.execute("DELETE FROM search_entries WHERE timeline_id = $1", after)
+                )
+
+    async def meta(self, low: str, after: str, high: str, limit: int) -> MetaStep:
+        async def work(conn: Any) -> MetaStep:
+            rows = await conn.fetch(_META_LOCK, low, after, high, limit)
+            end = rows[-1][0] if len(rows) == limit else None
+            ids, bodies, unindexed = [], [], []
+            for record_id, fields in rows:
+                body = self.config.meta_document(record_id, orjson.loads(fields))
+                if body is None:
+                    unindexed.append(record_id)
+                else:
+                    ids.append(record_id)
+                    bodies.append(body)
+            dropped = await conn.execute(_META_DROP, low, after, high, end, unindexed)
+            added = await conn.execute(_META_WRITE, ids, bodies)
+            return len(ids), _count(dropped) + _count(added), end
+
+        return await self._transaction(work)
+
+    async def drop_meta(self, low: str, high: str | None) -> int:
+        bound = "" if high is None else " AND id < $2"
+        async with self.connection() as conn:
+            status = await conn.execute(
+                f"DELETE FROM search_meta WHERE id >= $1{bound}",
+                low,
+                *([] if high is None else [high]),
+            )
+        return _count(status)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status (``DELETE 3``, ``INSERT 0 3``)."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -37,11 +37,13 @@ from typing import Any, TypeVar
 import orjson
 
 from ..errors import InvalidInput, Unavailable
+from . import reindexing
 from .model import Batch, EncodedAppend, Entry, Message, Page
+from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 from .sqlite_commit import Job, commit, deliver
 from .sqlite_schema import migrate
-from .sqlite_search import SQLiteSearch
+from .sqlite_search import Reindex, SQLiteSearch
 
 log = logging.getLogger(__name__)
 
@@ -552,6 +554,12 @@ class SQLiteBackend:
         if search is None:
             return []
         return await self._read(lambda conn: search.search_meta(conn, kind, query, limit))
+
+    async def reindex(self, *, full: bool, progress: Progress | None) -> ReindexCounts:
+        if self._search is None:
+            raise InvalidInput("the store indexes nothing: open it with a SearchConfig")
+        steps = Reindex(self._search, self._read, self._write)
+        return await reindexing.run(steps, self._search.config, full=full, progress=progress)
 
 
 # -- jobs run on the writer thread ----------------------------------------------

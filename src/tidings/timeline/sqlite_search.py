@@ -26,19 +26,22 @@ Tables (migration 3):
 - ``search_meta (id, body)``: the folded searchable text of metadata records,
   matched with LIKE (metadata is small; a scan of it takes milliseconds).
 
-Searching is in :mod:`.sqlite_search_read`.
+Searching is in :mod:`.sqlite_search_read`; :class:`Reindex` rebuilds the
+index from the stored entries and records (:meth:`Store.reindex`).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
 from . import sqlite_search_read
 from .model import Batch, EncodedAppend
+from .reindexing import Key, MetaStep, Rebuilt
 from .search import (
     Candidate,
     Phrase,
@@ -48,6 +51,8 @@ from .search import (
     normalise,
     terms,
 )
+
+T = TypeVar("T")
 
 # Seqs fit in the low 32 bits of a document id; entries past seq 4,294,967,295
 # of one timeline are not indexed (a conversation of four billion messages).
@@ -285,3 +290,256 @@ def _unindex(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
             "INSERT INTO search_index (search_index, rowid, terms) VALUES ('delete', ?, ?)",
             (doc_id, " ".join(terms(body))),
         )
+
+
+# -- rebuilding the index (Store.reindex) ------------------------------------------
+
+# The entries of a key interval ``(:t0, :s0) < key <= (:t1, :s1)`` in key order,
+# from both entry tables (see tidings.timeline.sqlite: an entry is in exactly
+# one), merged by SQLite from two primary-key range scans.
+_INTERVAL = (
+    " UNION ALL ".join(
+        "SELECT e.timeline_id, e.seq, e.created_at, b.data"
+        f" FROM {table} e JOIN bodies b ON b.id = e.body_id"
+        " WHERE (e.timeline_id, e.seq) > (:t0, :s0) AND (e.timeline_id, e.seq) <= (:t1, :s1)"
+        for table in ("recent", "entries")
+    )
+    + " ORDER BY 1, 2"
+)
+# The index rows (staged or not) of the interval: each indexed timeline of it
+# is one document id range.
+_INTERVAL_ROWS = """
+SELECT d.id, d.created_at, d.facet, d.body{terms} FROM search_timelines t JOIN {table} d
+    ON d.id BETWEEN (t.num << 32) + (CASE WHEN t.id = :t0 THEN :low ELSE 1 END)
+        AND (t.num << 32) + (CASE WHEN t.id = :t1 THEN :high ELSE :max END)
+WHERE t.id >= :t0 AND t.id <= :t1
+"""
+_INTERVAL_DOCS = _INTERVAL_ROWS.format(terms="", table="search_docs")
+_INTERVAL_STAGED = _INTERVAL_ROWS.format(terms=", d.terms", table="search_pending")
+# Timelines whose index rows are dropped per write transaction.
+DROP_TIMELINES = 100
+
+# A write job run on the backend's writer thread, and a read on a reader.
+_Run = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
+
+
+class Reindex:
+    """The SQLite steps of :func:`.reindexing.run`.
+
+    A batch reads its entries on a reader thread and computes their documents
+    there (no lock held), then runs one write job: the writer thread holds
+    the database's write lock for its transaction, so no other write, of this
+    process or another, interleaves with it. The job reads the interval again,
+    recomputes the documents of entries that changed since, and compares them
+    with the interval's rows in ``search_pending`` and ``search_docs``: a row
+    that differs or has no indexed entry any more is removed (a staged row by
+    id; an FTS5 row with the ``'delete'`` command and the terms of its
+    ``body``), and the documents missing are written to ``search_docs`` and
+    ``search_index`` directly (the batch is large enough to make a good FTS5
+    segment). Rows already right are left alone.
+
+    Removing an FTS5 row takes the terms it was indexed with, recomputed from
+    its ``body`` by the current term rules. That is exact for rows written by
+    these rules; a row written by other rules (an older Tidings) cannot be
+    removed one by one. ``full`` therefore first empties the whole index in
+    one transaction (FTS5's ``'delete-all'`` with ``search_docs`` and
+    ``search_pending``, all rows at once, so no row is left without its
+    postings or postings without a row); every row after that is written by
+    these rules, and the batches put every entry back. Searches miss the
+    timelines not yet rebuilt until the rebuild reaches them.
+    """
+
+    def __init__(self, search: SQLiteSearch, read: _Run[Any], write: _Run[Any]) -> None:
+        self.search = search
+        self.read = read
+        self.write = write
+
+    async def empty(self) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO search_index (search_index) VALUES ('delete-all')")
+            removed = conn.execute("DELETE FROM search_docs").rowcount
+            removed += conn.execute("DELETE FROM search_pending").rowcount
+            self.search._staged = 0
+            return int(removed)
+
+        result: int = await self.write(job)
+        return result
+
+    async def entries(self, start: Key, stop: Key, limit: int) -> Rebuilt:
+        def read(conn: sqlite3.Connection) -> tuple[dict[Key, _Known], Key]:
+            statement = _INTERVAL + " LIMIT :limit"
+            rows = conn.execute(statement, _bounds(start, stop) | {"limit": limit}).fetchall()
+            prepared = {(row[0], row[1]): (row[3], self._document(row[3])) for row in rows}
+            return prepared, ((rows[-1][0], rows[-1][1]) if len(rows) == limit else stop)
+
+        prepared, end = await self.read(read)
+        result: Rebuilt = await self.write(lambda conn: self._rebuild(conn, start, end, prepared))
+        return result
+
+    def _document(self, data: bytes) -> Document | None:
+        return self.search._document(orjson.loads(data))
+
+    def _rebuild(
+        self, conn: sqlite3.Connection, start: Key, end: Key, prepared: dict[Key, _Known]
+    ) -> Rebuilt:
+        bounds = _bounds(start, end)
+        timelines: list[str] = []
+        wanted: dict[Key, tuple[float, Document]] = {}
+        for timeline_id, seq, created_at, data in conn.execute(_INTERVAL, bounds):
+            if not timelines or timelines[-1] != timeline_id:
+                timelines.append(timeline_id)
+            known = prepared.get((timeline_id, seq))
+            document = known[1] if known is not None and known[0] == data else self._document(data)
+            if document is not None and seq <= MAX_INDEXED_SEQ:
+                wanted[(timeline_id, seq)] = (created_at, document)
+        nums = dict(
+            conn.execute(
+                "SELECT num, id FROM search_timelines WHERE id >= ? AND id <= ?", (start[0], end[0])
+            ).fetchall()
+        )
+        ranges = bounds | {
+            "low": min(start[1] + 1, MAX_INDEXED_SEQ + 1),
+            "high": min(end[1], MAX_INDEXED_SEQ),
+            "max": MAX_INDEXED_SEQ,
+        }
+        kept: set[Key] = set()
+        changed: set[Key] = set()
+        stale_docs: list[tuple[int, str]] = []
+        for doc_id, created_at, facet, body in conn.execute(_INTERVAL_DOCS, ranges).fetchall():
+            key = (nums[doc_id >> SEQ_BITS], doc_id & MAX_INDEXED_SEQ)
+            want = wanted.get(key)
+            if want is not None and want[0] == created_at and want[1][:2] == (body, facet):
+                kept.add(key)
+            else:
+                stale_docs.append((doc_id, body))
+                changed.add(key)
+        stale_staged: list[tuple[int]] = []
+        for doc_id, created_at, facet, body, staged in conn.execute(
+            _INTERVAL_STAGED, ranges
+        ).fetchall():
+            key = (nums[doc_id >> SEQ_BITS], doc_id & MAX_INDEXED_SEQ)
+            want = wanted.get(key)
+            # A staged row holds its terms: it is kept only if they are the same.
+            if want is not None and key not in kept and want == (created_at, (body, facet, staged)):
+                kept.add(key)
+            else:
+                stale_staged.append((doc_id,))
+                changed.add(key)
+        conn.executemany("DELETE FROM search_pending WHERE id = ?", stale_staged)
+        conn.executemany("DELETE FROM search_docs WHERE id = ?", [(d,) for d, _ in stale_docs])
+        _unindex(conn, stale_docs)
+        added = self._add_all(conn, {k: v for k, v in wanted.items() if k not in kept}, nums)
+        changed.update(added)
+        return Rebuilt(tuple(timelines), len(wanted), len(changed), end)
+
+    @staticmethod
+    def _add_all(
+        conn: sqlite3.Connection,
+        documents: dict[Key, tuple[float, Document]],
+        nums: dict[int, str],
+    ) -> list[Key]:
+        """Write documents straight into ``search_docs`` and the FTS5 index."""
+        by_id = {timeline_id: num for num, timeline_id in nums.items()}
+        rows = []
+        for (timeline_id, seq), (created_at, document) in documents.items():
+            num = by_id.get(timeline_id)
+            if num is None:
+                (num,) = conn.execute(
+                    "INSERT INTO search_timelines (id) VALUES (?) RETURNING num", (timeline_id,)
+                ).fetchone()
+                by_id[timeline_id] = num
+            rows.append(((num << SEQ_BITS) | seq, created_at, document))
+        rows.sort(key=lambda row: row[0])
+        conn.executemany(
+            "INSERT INTO search_docs (id, created_at, facet, body) VALUES (?, ?, ?, ?)",
+            [(doc_id, at, document.facet, document.body) for doc_id, at, document in rows],
+        )
+        conn.executemany(
+            "INSERT INTO search_index (rowid, terms) VALUES (?, ?)",
+            [(doc_id, document.terms) for doc_id, _, document in rows],
+        )
+        return list(documents)
+
+    async def drop_entries(self, low: str, high: str | None) -> int:
+        bound = "" if high is None else " AND id < :high"
+        select = (
+            f"SELECT id, num FROM search_timelines WHERE id >= :low AND id > :after{bound}"
+            " ORDER BY id LIMIT :limit"
+        )
+
+        def job(conn: sqlite3.Connection, after: str) -> tuple[int, str | None]:
+            args = {"low": low, "high": high, "after": after, "limit": DROP_TIMELINES}
+            found = conn.execute(select, args).fetchall()
+            removed = 0
+            for _, num in found:
+                span = (num << SEQ_BITS, (num << SEQ_BITS) | MAX_INDEXED_SEQ)
+                removed += conn.execute(
+                    "DELETE FROM search_pending WHERE id BETWEEN ? AND ?", span
+                ).rowcount
+                rows = conn.execute(
+                    "DELETE FROM search_docs WHERE id BETWEEN ? AND ? RETURNING id, body", span
+                ).fetchall()
+                _unindex(conn, rows)
+                removed += len(rows)
+            return removed, (found[-1][0] if len(found) == DROP_TIMELINES else None)
+
+        total = 0
+        position: str | None = ""
+        while position is not None:
+            removed, position = await self.write(functools.partial(job, after=position))
+            total += removed
+        return total
+
+    async def meta(self, low: str, after: str, high: str, limit: int) -> MetaStep:
+        config = self.search.config
+
+        def job(conn: sqlite3.Connection) -> MetaStep:
+            rows = conn.execute(
+                "SELECT id, fields FROM meta WHERE id >= ? AND id > ? AND id < ?"
+                " ORDER BY id LIMIT ?",
+                (low, after, high, limit),
+            ).fetchall()
+            end = rows[-1][0] if len(rows) == limit else None
+            wanted = {}
+            for record_id, fields in rows:
+                body = config.meta_document(record_id, orjson.loads(fields))
+                if body is not None:
+                    wanted[record_id] = body
+            bound = "id < :high" if end is None else "id <= :end"
+            present = dict(
+                conn.execute(
+                    "SELECT id, body FROM search_meta"
+                    f" WHERE id >= :low AND id > :after AND {bound}",
+                    {"low": low, "after": after, "high": high, "end": end},
+                ).fetchall()
+            )
+            stale = [(i,) for i in present if i not in wanted]
+            changed = [(i, body) for i, body in wanted.items() if present.get(i) != body]
+            conn.executemany("DELETE FROM search_meta WHERE id = ?", stale)
+            conn.executemany(
+                "INSERT INTO search_meta (id, body) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                changed,
+            )
+            return len(wanted), len(stale) + len(changed), end
+
+        result: MetaStep = await self.write(job)
+        return result
+
+    async def drop_meta(self, low: str, high: str | None) -> int:
+        bound = "" if high is None else " AND id < ?"
+        args = (low,) if high is None else (low, high)
+
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"DELETE FROM search_meta WHERE id >= ?{bound}", args).rowcount)
+
+        result: int = await self.write(job)
+        return result
+
+
+# An entry as a batch first read it: its stored bytes and its document.
+_Known = tuple[bytes, Document | None]
+
+
+def _bounds(start: Key, end: Key) -> dict[str, Any]:
+    return {"t0": start[0], "s0": start[1], "t1": end[0], "s1": end[1]}

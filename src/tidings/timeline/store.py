@@ -21,6 +21,7 @@ from ..errors import InvalidInput, NotFound, TooLarge
 from . import searching
 from .backend import Backend
 from .model import Append, Batch, Direction, EncodedAppend, Entry, Message, Page
+from .reindexing import ReindexCounts
 from .search import Scope, SearchConfig, SearchPage
 
 log = logging.getLogger(__name__)
@@ -418,6 +419,43 @@ class Store:
             InvalidInput: a bad kind, a query that is not a string, a bad limit.
         """
         return await searching.search_meta(self.backend, kind, query, limit)
+
+    async def reindex(
+        self,
+        *,
+        full: bool = False,
+        progress: Callable[[ReindexCounts], None] | None = None,
+    ) -> ReindexCounts:
+        """Rebuild the search index from what is stored, while the store (and
+        other processes on the same database) go on reading and writing.
+
+        Every timeline of a kind the store's :class:`SearchConfig` indexes gets
+        exactly the index rows an append would have written for its entries as
+        they are now (an edited message by its new text, a recalled one not at
+        all), in batches of ``reindexing.ENTRY_PAGE`` entries, one transaction
+        each; rows of kinds no longer indexed are removed; metadata records of
+        the configured kinds get their ``search_meta`` text. Entries written
+        during the rebuild end up indexed once. Running it again changes
+        nothing (``rewritten == 0``). See ``docs/search.md``.
+
+        Args:
+            full: first drop the whole entry index at once. Needed on SQLite
+                after the term rules changed (its FTS5 index removes a row by
+                the terms it holds, recomputed by the current rules); searches
+                then miss the timelines not yet rebuilt. PostgreSQL replaces
+                rows by key and needs it never (it changes nothing there).
+            progress: called with the counts so far after every batch.
+
+        Returns:
+            Timelines visited, entries and metadata records indexed, and index
+            rows changed.
+
+        Raises:
+            InvalidInput: the store was opened without ``search``.
+        """
+        if self.backend.search_config is None:
+            raise InvalidInput("the store indexes nothing: open it with search=SearchConfig(...)")
+        return await self.backend.reindex(full=full, progress=progress)
 
     # -- helpers ---------------------------------------------------------------
 
