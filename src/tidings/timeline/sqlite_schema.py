@@ -6,6 +6,7 @@ import logging
 import sqlite3
 
 from .sqlite_search import MIGRATION as SEARCH_MIGRATION
+from .sqlite_search import TUNING as SEARCH_TUNING
 
 log = logging.getLogger("tidings.timeline.sqlite")
 
@@ -55,6 +56,8 @@ MIGRATIONS: list[list[str]] = [
 
 # 3: the search index, kept in sqlite_search.py.
 MIGRATIONS.append(SEARCH_MIGRATION)
+# 4: how FTS5 merges its segments (sqlite_search.py).
+MIGRATIONS.append(SEARCH_TUNING)
 
 
 def migrate(conn: sqlite3.Connection) -> None:
