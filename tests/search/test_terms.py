@@ -12,8 +12,10 @@ def test_unspaced_runs_give_bigrams_then_their_last_character() -> None:
     assert terms("Hello, 世界! IM开发") == ["hello", "世界", "界", "im", "开发", "发"]
 
 
-def test_tsvector_puts_each_character_beside_the_bigram_it_starts() -> None:
-    assert tsvector("梧桐树 Go") == "'梧桐':1 '梧':1 '桐树':2 '桐':2 '树':3 'go':4"
+def test_tsvector_numbers_the_terms_and_tsquery_makes_phrases_and_prefixes() -> None:
+    assert tsvector("梧桐树 Go") == "'梧桐':1 '桐树':2 '树':3 'go':4"
+    assert tsquery(parse_query("群")) == "('群':*)"
+    assert tsquery(parse_query("梧桐树 IM开发")) == "('梧桐' <-> '桐树') & ('im' <-> '开发')"
 
 
 def test_terms_hold_letters_and_digits_only_so_quoting_needs_no_escapes() -> None:
@@ -30,4 +32,4 @@ def test_terms_hold_letters_and_digits_only_so_quoting_needs_no_escapes() -> Non
 def test_a_very_long_text_is_cut_at_max_terms_positions() -> None:
     assert len(terms("中" * (MAX_TERMS + 50))) == MAX_TERMS
     last = tsvector("中" * (MAX_TERMS + 50)).rsplit(" ", 1)[-1]
-    assert last == f"'中':{MAX_TERMS}"
+    assert last == f"'中中':{MAX_TERMS}"

@@ -160,16 +160,12 @@ def fts5_query(phrases: Sequence[Phrase]) -> str:
 
 
 def tsquery(phrases: Sequence[Phrase]) -> str:
-    """A PostgreSQL ``tsquery`` text: quoted lexemes, ``<->`` within a phrase.
-
-    A lone character is an exact lexeme: :func:`tsvector` indexes every
-    character of an unspaced run on its own as well.
-    """
+    """A PostgreSQL ``tsquery`` text: quoted lexemes, ``<->`` within a phrase,
+    ``:*`` on a last term that is a prefix (as ``群:*``, a lone character)."""
     parts = []
     for p in phrases:
         lexemes = [f"'{term}'" for term in p.terms]  # letters and digits: no escaping
-        last = p.terms[-1]
-        if p.prefix and not (len(last) == 1 and is_unspaced(last)):
+        if p.prefix:
             lexemes[-1] += ":*"
         parts.append("(" + " <-> ".join(lexemes) + ")")
     return " & ".join(parts)
@@ -177,29 +173,8 @@ def tsquery(phrases: Sequence[Phrase]) -> str:
 
 def tsvector(text: str) -> str:
     """A PostgreSQL ``tsvector`` text of the terms of ``text`` at positions 1,
-    2, 3…, with each character of an unspaced run also indexed alone at the
-    position of the bigram it starts (so one character is an exact lexeme,
-    not a prefix scan over every bigram it starts).
-
-    Terms are letters and digits only, so no lexeme needs escaping.
-    """
-    out: list[str] = []
-    position = 0  # of the last term written
-    for unspaced, word in _RUNS.findall(fold(text)):
-        if position >= MAX_TERMS:
-            break
-        if unspaced:
-            run = unspaced[: MAX_TERMS - position]
-            out += [
-                f"'{run[i - 1 : i + 1]}':{position + i} '{run[i - 1]}':{position + i}"
-                for i in range(1, len(run))
-            ]
-            position += len(run)
-            out.append(f"'{run[-1]}':{position}")
-        else:
-            position += 1
-            out.append(f"'{word[:MAX_TERM_CHARS]}':{position}")
-    return " ".join(out)
+    2, 3… (terms are letters and digits only, so none needs escaping)."""
+    return " ".join([f"'{term}':{position}" for position, term in enumerate(terms(text), 1)])
 
 
 # -- what is indexed ----------------------------------------------------------------
