@@ -49,7 +49,7 @@ def test_search_finds_chinese_text_and_opens_the_chat_at_it(person: Person, serv
     hits = alice.search("梧桐")
     expect(hits).to_have_count(1)
     hit = hits.first
-    expect(hit).to_contain_text("bob")
+    expect(hit.get_by_test_id("search-origin")).to_contain_text("bob · with bob")
     expect(hit).to_contain_text("我们在梧桐树下见面")
     expect(hit.locator("mark")).to_have_text(["梧桐"])
     expect(hits.filter(has_text="梧桐叶子")).to_have_count(0)
