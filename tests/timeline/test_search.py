@@ -152,6 +152,49 @@ async def test_paging_visits_every_hit_once(store_factory: StoreFactory, clock: 
     assert seen == expected
 
 
+async def test_an_entry_stamped_a_little_before_an_earlier_seq_is_found(
+    store_factory: StoreFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers stamp the time before they take a seq, so within a timeline a
+    later seq may carry a slightly earlier time; newest-first reads that stop
+    at entries older than the best hits must not skip the earlier seq."""
+    # PostgreSQL: walk both scopes together, one or two entries at a time.
+    monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
+    monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
+    monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
+    monkeypatch.setattr(postgres_search, "WALK_LARGEST_WINDOW", 2)
+    store = await store_factory(search=CONFIG)
+    start = clock.now
+
+    async def at(delay: float, timeline_id: str, text: str) -> None:
+        clock.now = start + delay
+        await store.append(timeline_id, {"kind": "text", "text": text, "from": "u"})
+
+    for n in range(1, 11):
+        await at(n / 1000, "group:b", "hit")
+    await at(0.0085, "group:a", "hit")  # group:a#1
+    await at(0.0015, "group:a", "miss")  # group:a#2, stamped 7 ms earlier
+    for n in range(4):
+        await at(0.02 + n / 100, "group:a", "miss")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.search("hit", ALL, limit=3, cursor=cursor)
+        seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    expected = ["group:b#10", "group:b#9", "group:a#1"] + [f"group:b#{n}" for n in range(8, 0, -1)]
+    assert seen == expected
+
+
+def test_only_ids_of_the_form_kind_colon_rest_are_indexed() -> None:
+    assert CONFIG.indexes("group:a") and CONFIG.indexes("dm:x:y")
+    assert not CONFIG.indexes("group") and not CONFIG.indexes("groups:a")
+    assert CONFIG.meta_document("user:ann", {"display_name": "Ann"}) == "ann\nann"
+    assert CONFIG.meta_document("user", {"display_name": "Ann"}) is None
+
+
 async def test_relevance_order(indexed: Store) -> None:
     await indexed.append("group:a", {"kind": "text", "text": "群 群 群", "from": "u"})
     await indexed.append(

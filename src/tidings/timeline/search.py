@@ -203,7 +203,8 @@ class SearchConfig:
     meta: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def indexes(self, timeline_id: str) -> bool:
-        return timeline_id.partition(":")[0] in self.kinds
+        kind, colon, _ = timeline_id.partition(":")
+        return bool(colon) and kind in self.kinds
 
     def document(self, message: Mapping[str, Any]) -> str | None:
         """The text to index of a message, or None when it is not indexed."""
@@ -220,9 +221,9 @@ class SearchConfig:
 
     def meta_document(self, record_id: str, fields: Mapping[str, Any]) -> str | None:
         """The folded searchable text of a metadata record, or None."""
-        kind, _, rest = record_id.partition(":")
+        kind, colon, rest = record_id.partition(":")
         names = self.meta.get(kind)
-        if names is None:
+        if names is None or not colon:
             return None
         values = [rest] + [fields[n] for n in names if isinstance(fields.get(n), str)]
         return "\n".join(normalise(v) for v in values if v)
