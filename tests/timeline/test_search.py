@@ -81,6 +81,18 @@ async def found(store: Store, query: str, scopes: list[Scope] = ALL, **options: 
     return [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
 
 
+async def every_page(store: Store, query: str) -> list[str]:
+    """The hits of every newest-first page of ``query`` (three a page), in order."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.search(query, ALL, limit=3, cursor=cursor)
+        seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
+        if page.cursor is None:
+            return seen
+        cursor = page.cursor
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -140,16 +152,8 @@ async def test_paging_visits_every_hit_once(store_factory: StoreFactory, clock: 
         for timeline_id in ("group:a", "group:b"):
             await store.append(timeline_id, {"kind": "text", "text": f"群 {n}", "from": "u"})
         clock.advance(1)  # two hits per clock reading: ties are broken by id
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await store.search("群", ALL, limit=3, cursor=cursor)
-        seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
-        if page.cursor is None:
-            break
-        cursor = page.cursor
     expected = [f"{t}#{seq}" for seq in range(7, 0, -1) for t in ("group:b", "group:a")]
-    assert seen == expected
+    assert await every_page(store, "群") == expected
 
 
 async def test_an_entry_stamped_a_little_before_an_earlier_seq_is_found(
@@ -176,16 +180,8 @@ async def test_an_entry_stamped_a_little_before_an_earlier_seq_is_found(
     await at(0.0015, "group:a", "miss")  # group:a#2, stamped 7 ms earlier
     for n in range(4):
         await at(0.02 + n / 100, "group:a", "miss")
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await store.search("hit", ALL, limit=3, cursor=cursor)
-        seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
-        if page.cursor is None:
-            break
-        cursor = page.cursor
     expected = ["group:b#10", "group:b#9", "group:a#1"] + [f"group:b#{n}" for n in range(8, 0, -1)]
-    assert seen == expected
+    assert await every_page(store, "hit") == expected
 
 
 def test_only_ids_of_the_form_kind_colon_rest_are_indexed() -> None:

@@ -476,8 +476,8 @@ class PostgresBackend:
     ) -> list[Candidate]:
         if self.search_config is None:
             return []
-        fetch = functools.partial(self._read, "fetch")
-        return await search_sql.search(fetch, phrases, scopes, after, before, facet, cursor, limit)
+        args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+        return await search_sql.search(functools.partial(self._read, "fetch"), args)
 
     async def search_meta(
         self, kind: str, query: str, limit: int

@@ -266,19 +266,9 @@ async def put_meta_text(conn: Any, config: SearchConfig, record_id: str, fields:
 Fetch = Callable[..., Awaitable[Any]]
 
 
-async def search(
-    fetch: Fetch,
-    phrases: Sequence[Phrase],
-    scopes: Sequence[Scope],
-    after: float | None,
-    before: float | None,
-    facet: str | None,
-    cursor: tuple[float, str, int] | None,
-    limit: int,
-) -> list[Candidate]:
-    """The newest ``limit`` matches over ``scopes``, newest first; ``fetch(sql,
-    *args)`` runs a read statement and returns its rows."""
-    args = search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+async def search(fetch: Fetch, args: tuple[Any, ...]) -> list[Candidate]:
+    """The newest matches for :func:`search_arguments` ``args``, newest first;
+    ``fetch(sql, *args)`` runs a read statement and returns its rows."""
     found = await _walk(fetch, args)
     if found is None:
         found = candidates(await fetch(SEARCH_SPARSE, *args))
