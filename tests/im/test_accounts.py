@@ -108,6 +108,22 @@ async def test_a_new_password_replaces_the_old(ctx: Context, users: Users) -> No
     assert (await accounts.login(ctx, "alice", "a new password")).user == "alice"
 
 
+async def test_a_new_password_signs_out_the_other_devices(ctx: Context, users: Users) -> None:
+    await users("alice")
+    here = await accounts.login(ctx, "alice", PASSWORD, "laptop")
+    thief = await accounts.login(ctx, "alice", PASSWORD, "stolen phone")
+    assert await accounts.set_password(ctx, "alice", "a new password", keep_device=here.device) >= 1
+    assert (await accounts.authenticate(ctx, here.token)).device == here.device
+    with pytest.raises(Unauthorized):
+        await accounts.authenticate(ctx, thief.token)
+    assert [d["device"] for d in await accounts.devices(ctx, "alice")] == [here.device]
+    # An operator's reset keeps no device.
+    await accounts.set_password(ctx, "alice", "another password")
+    with pytest.raises(Unauthorized):
+        await accounts.authenticate(ctx, here.token)
+    assert await accounts.devices(ctx, "alice") == []
+
+
 async def test_one_username_registered_twice_at_once_goes_to_one_person(ctx: Context) -> None:
     results = await asyncio.gather(
         accounts.register(ctx, "alice", PASSWORD),

@@ -81,6 +81,7 @@ async def test_profile_and_users(server: Harness) -> None:
 
 async def test_password_change_and_logout(server: Harness) -> None:
     alice = await server.user("alice")
+    elsewhere = await server.user("alice", register=False, device="old phone")
     with pytest.raises(ApiError, match="unauthorized"):
         await alice.request(
             "PUT", "/me/password", {"old_password": "wrong pass", "new_password": "brand new pass"}
@@ -88,6 +89,9 @@ async def test_password_change_and_logout(server: Harness) -> None:
     await alice.request(
         "PUT", "/me/password", {"old_password": PASSWORD, "new_password": "brand new pass"}
     )
+    with pytest.raises(ApiError, match="unauthorized"):  # every other device is signed out
+        await elsewhere.me()
+    assert (await alice.me())["username"] == "alice"
     await alice.logout()
     alice.token = None
     await alice.login("alice", "brand new pass")

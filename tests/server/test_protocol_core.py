@@ -182,6 +182,25 @@ def test_hub_sends_group_heads_and_closes_revoked_devices() -> None:
     assert laptop_closed == [p.CLOSE_REVOKED] and phone_closed == []
 
 
+async def test_hub_recheck_closes_sockets_whose_session_ended_elsewhere() -> None:
+    hub = Hub(Metrics(), max_per_user=4)
+    phone, phone_closed = connection("bob", "phone")
+    laptop, laptop_closed = connection("bob", "laptop")
+    tablet, tablet_closed = connection("bob", "tablet")
+    tablet.session.expires_at = 100.0
+    for conn in (phone, laptop, tablet):
+        hub.add(conn)
+    signed_in = {("bob", "phone"), ("bob", "tablet")}  # laptop signed out by an operator
+
+    async def lookup(user: str, device: str) -> bool:
+        return (user, device) in signed_in
+
+    await hub.recheck(lookup, now=99.0)
+    assert (phone_closed, laptop_closed, tablet_closed) == ([], [p.CLOSE_REVOKED], [])
+    await hub.recheck(lookup, now=100.0)
+    assert (phone_closed, tablet_closed) == ([], [p.CLOSE_UNAUTHORIZED])
+
+
 def test_a_full_queue_cuts_the_socket_off_and_drops_ephemeral_frames_first() -> None:
     metrics = Metrics()
     hub = Hub(metrics, max_per_user=4)

@@ -1,4 +1,5 @@
-"""``tidings admin reset-password NAME``: set a new password (sessions stay valid)."""
+"""``tidings admin reset-password NAME``: set a new password and sign out every
+device of the user (their open sockets close within a minute)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     async def action(ctx: Any) -> None:
         from ..im import accounts
 
-        await accounts.set_password(ctx, args.username, password)
-        print(f"password of {args.username} reset")
+        signed_out = await accounts.set_password(ctx, args.username, password)
+        print(f"password of {args.username} reset; {signed_out} device(s) signed out")
 
     return run_with_context(args, action)

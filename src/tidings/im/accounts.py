@@ -10,6 +10,7 @@ Signing a device out deletes both; its token stops working at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -250,13 +251,22 @@ async def update_profile(ctx: Context, user: str, fields: dict[str, Any]) -> dic
     return await profile(ctx, user)
 
 
-async def set_password(ctx: Context, username: str, password: str) -> None:
+async def set_password(
+    ctx: Context, username: str, password: str, *, keep_device: str | None = None
+) -> int:
     """Set a new password (the owner after re-checking the old one, or an
-    operator). Existing sessions stay valid."""
+    operator) and sign out every device of the user but ``keep_device`` (the
+    one the owner changed it from): whoever knew the old password is out.
+    Returns how many devices were signed out."""
     username = names.username(username)
     await profile(ctx, username)
     hashed = await asyncio.to_thread(_hasher(ctx).hash, _password(password))
     await ctx.store.put_meta(f"auth:{username}", {"password": hashed})
+    others = [d["device"] for d in await devices(ctx, username) if d["device"] != keep_device]
+    for device in others:
+        with contextlib.suppress(NotFound):  # signed out meanwhile
+            await sign_out(ctx, username, device)
+    return len(others)
 
 
 async def users(

@@ -52,7 +52,10 @@ async def update_me(call: Call) -> dict[str, Any]:
 async def change_password(call: Call) -> None:
     ctx = call.state.ctx
     await accounts.verify_password(ctx, call.user, call.body["old_password"])
-    await accounts.set_password(ctx, call.user, call.body["new_password"])
+    assert call.session is not None
+    await accounts.set_password(
+        ctx, call.user, call.body["new_password"], keep_device=call.session.device
+    )
 
 
 async def user_profile(call: Call) -> dict[str, Any]:

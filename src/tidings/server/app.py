@@ -40,6 +40,11 @@ REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Sockets get this long to close on shutdown before they are dropped.
 SHUTDOWN_GRACE = 5.0
 SWEEPER_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("tidings_sweeper", asyncio.Task)
+RECHECKER_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("tidings_rechecker", asyncio.Task)
+# Seconds between checks that open sockets' sessions are still valid (one
+# metadata read per socket): how long a socket outlives its token's expiry or
+# an operator's password reset at most.
+SESSION_RECHECK = 60.0
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("tidings_openapi", dict)
 
 
@@ -186,10 +191,27 @@ async def _sweep_forever(state: ServerState) -> None:
         state.hub.sweep(state.clock())
 
 
+async def _recheck_forever(state: ServerState) -> None:
+    """Every ``SESSION_RECHECK`` seconds, close the sockets whose session has
+    expired or was signed out without a push reaching this node."""
+    store = state.ctx.store
+
+    async def signed_in(user: str, device: str) -> bool:
+        try:
+            return await store.get_meta(f"device:{user}:{device}") is not None
+        except TidingsError:
+            return True  # the store is unreachable: ask again next round
+
+    while True:
+        await asyncio.sleep(SESSION_RECHECK)
+        await state.hub.recheck(signed_in, state.ctx.now())
+
+
 async def _start(app: web.Application) -> None:
     hub = app[STATE_KEY].hub
     await hub.bus.start(hub)
     app[SWEEPER_KEY] = asyncio.create_task(_sweep_forever(app[STATE_KEY]))
+    app[RECHECKER_KEY] = asyncio.create_task(_recheck_forever(app[STATE_KEY]))
 
 
 async def _close_bus(app: web.Application) -> None:
@@ -198,11 +220,12 @@ async def _close_bus(app: web.Application) -> None:
 
 async def _shutdown(app: web.Application) -> None:
     """Close every socket with 1001 "going away" and wait for them to go."""
-    sweeper = app.get(SWEEPER_KEY)
-    if sweeper is not None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+    for key in (SWEEPER_KEY, RECHECKER_KEY):
+        task = app.get(key)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     hub = app[STATE_KEY].hub
     hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
     await hub.drained(SHUTDOWN_GRACE)

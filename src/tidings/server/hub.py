@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from ..errors import TooManyConnections
 from ..im import Delivery, GroupAdvanced, InboxAdvanced, SessionRevoked
@@ -27,6 +27,7 @@ from .protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_REVOKED,
     CLOSE_SLOW_CONSUMER,
+    CLOSE_UNAUTHORIZED,
     EventEncoder,
     Session,
 )
@@ -227,6 +228,20 @@ class Hub:
             elif action == "reap":
                 log.info("conn=%s user=%s silent too long; reaped", conn.id, conn.user)
                 conn.close(CLOSE_HEARTBEAT, "heartbeat timeout")
+
+    async def recheck(self, signed_in: Callable[[str, str], Awaitable[bool]], now: float) -> None:
+        """Close the sockets whose session ended while they were open: its
+        token expired (``now`` is the store clock), or its device was signed
+        out where no push reached this node (``tidings admin reset-password``
+        runs in a process of its own). ``signed_in(user, device)`` reads the
+        store; a failed read leaves the socket for the next round."""
+        for conn in self:
+            if conn.closed_with is not None or conn.device is None:
+                continue
+            if conn.session.expires_at <= now:
+                conn.close(CLOSE_UNAUTHORIZED, "session expired")
+            elif not await signed_in(conn.user, conn.device):
+                conn.close(CLOSE_REVOKED, "session revoked")
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in self:

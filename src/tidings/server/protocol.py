@@ -232,6 +232,8 @@ class Session:
     # The highest inbox seq this socket was given (pushed or synced): pushes at
     # or below it are not sent again.
     delivered: int = 0
+    # When the session's token expires (store clock, Unix seconds).
+    expires_at: float = float("inf")
     last_inbound: float = field(init=False)
     last_ping: float = field(init=False)
     _typing: dict[str, float] = field(default_factory=dict)
@@ -260,9 +262,13 @@ class Session:
             return Reject(NotAuthenticated("send an auth frame first"), op.ref)
         return op
 
-    def authenticate(self, user: str, device: str, cursor: int) -> None:
-        """Mark the socket as ``user``'s ``device`` whose stored cursor is ``cursor``."""
+    def authenticate(
+        self, user: str, device: str, cursor: int, expires_at: float = float("inf")
+    ) -> None:
+        """Mark the socket as ``user``'s ``device`` whose stored cursor is
+        ``cursor``, its token valid until ``expires_at``."""
         self.user, self.device, self.delivered = user, device, cursor
+        self.expires_at = expires_at
 
     def touch(self, now: float) -> None:
         """Note a sign of life (any frame, a pong)."""

@@ -132,7 +132,7 @@ async def _authenticate(
         await ws.close(code=code, message=exc.code.encode())
         return None
     cursor = int(record.get("cursor", 0))
-    session.authenticate(found.user, found.device, cursor)
+    session.authenticate(found.user, found.device, cursor, found.expires_at)
     return cursor
 
 
