@@ -124,6 +124,20 @@ async def test_a_new_password_signs_out_the_other_devices(ctx: Context, users: U
     assert await accounts.devices(ctx, "alice") == []
 
 
+async def test_expired_sessions_are_purged(ctx: Context, users: Users, clock: Clock) -> None:
+    await users("alice")
+    old = await accounts.login(ctx, "alice", PASSWORD, "old laptop")
+    clock.advance(ctx.settings.session_ttl / 2)
+    new = await accounts.login(ctx, "alice", PASSWORD, "new laptop")
+    clock.advance(ctx.settings.session_ttl / 2)
+    assert await accounts.purge_expired_sessions(ctx) == 1
+    assert [d["device"] for d in await accounts.devices(ctx, "alice")] == [new.device]
+    assert (await accounts.authenticate(ctx, new.token)).device == new.device
+    with pytest.raises(Unauthorized):
+        await accounts.authenticate(ctx, old.token)
+    assert await accounts.purge_expired_sessions(ctx) == 0
+
+
 async def test_one_username_registered_twice_at_once_goes_to_one_person(ctx: Context) -> None:
     results = await asyncio.gather(
         accounts.register(ctx, "alice", PASSWORD),

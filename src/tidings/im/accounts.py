@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
 from ..timeline import Append
 from . import access, names
-from .context import Context
+from .context import RECORD_PAGE, Context
 from .events import SessionRevoked
 
 MIN_PASSWORD_CHARS = 8
@@ -225,6 +225,25 @@ async def sign_out(ctx: Context, user: str, device: str) -> None:
     await ctx.store.delete_meta(f"token:{record['token']}")
     await ctx.store.delete_meta(key)
     ctx.publish(SessionRevoked(user, device))
+
+
+async def purge_expired_sessions(ctx: Context) -> int:
+    """Delete the token and device records of sessions that have expired (a
+    login that was never signed out leaves them behind). Returns how many."""
+    now = ctx.now()
+    removed = 0
+    after: str | None = None
+    while True:
+        page = await ctx.store.find_meta("token:", after=after, limit=RECORD_PAGE)
+        for record_id, record in page:
+            if record.get("expires_at", 0) <= now:
+                # The device first: a token left by a crash here is purged next time.
+                await ctx.store.delete_meta(f"device:{record['user']}:{record['device']}")
+                await ctx.store.delete_meta(record_id)
+                removed += 1
+        if len(page) < RECORD_PAGE:
+            return removed
+        after = page[-1][0]
 
 
 async def profile(ctx: Context, username: str) -> dict[str, Any]:

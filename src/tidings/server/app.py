@@ -21,7 +21,7 @@ from ..errors import (
     TooLarge,
     Unavailable,
 )
-from ..im import Context, IMSettings
+from ..im import Context, IMSettings, accounts
 from ..timeline import Store
 from . import api_accounts, api_messages, api_search, api_social, openapi, webroot
 from .bus import Bus, open_bus
@@ -45,6 +45,9 @@ RECHECKER_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("tidings_rechecker", 
 # metadata read per socket): how long a socket outlives its token's expiry or
 # an operator's password reset at most.
 SESSION_RECHECK = 60.0
+# Every this many rechecks (an hour), the token and device records of expired
+# sessions are deleted (every node does it; deleting twice is harmless).
+SESSION_PURGE_ROUNDS = 60
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("tidings_openapi", dict)
 
 
@@ -193,7 +196,8 @@ async def _sweep_forever(state: ServerState) -> None:
 
 async def _recheck_forever(state: ServerState) -> None:
     """Every ``SESSION_RECHECK`` seconds, close the sockets whose session has
-    expired or was signed out without a push reaching this node."""
+    expired or was signed out without a push reaching this node; now and then,
+    delete the records of expired sessions."""
     store = state.ctx.store
 
     async def signed_in(user: str, device: str) -> bool:
@@ -202,9 +206,18 @@ async def _recheck_forever(state: ServerState) -> None:
         except TidingsError:
             return True  # the store is unreachable: ask again next round
 
+    rounds = 0
     while True:
         await asyncio.sleep(SESSION_RECHECK)
         await state.hub.recheck(signed_in, state.ctx.now())
+        rounds += 1
+        if rounds % SESSION_PURGE_ROUNDS == 0:
+            try:
+                purged = await accounts.purge_expired_sessions(state.ctx)
+            except TidingsError as exc:
+                log.warning("expired sessions not purged: %s", exc)
+            else:
+                log.info("purged %d expired sessions", purged)
 
 
 async def _start(app: web.Application) -> None:
