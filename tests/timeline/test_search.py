@@ -156,12 +156,14 @@ async def test_paging_visits_every_hit_once(store_factory: StoreFactory, clock: 
     assert await every_page(store, "群") == expected
 
 
-async def test_an_entry_stamped_a_little_before_an_earlier_seq_is_found(
+async def test_an_entry_written_with_an_earlier_clock_reading_is_found_in_its_place(
     store_factory: StoreFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writers stamp the time before they take a seq, so within a timeline a
-    later seq may carry a slightly earlier time; newest-first reads that stop
-    at entries older than the best hits must not skip the earlier seq."""
+    """Newest-first reads stop at a timeline's entries older than the best hits
+    so far, taking seq order as time order: a later seq whose clock reading
+    was earlier (a clock stepped back, or a writer that stamped before another
+    but committed after it) is stamped with its predecessor's time, so the
+    walk does not skip the hit before it."""
     # PostgreSQL: walk both scopes together, one or two entries at a time.
     monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
     monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
@@ -177,11 +179,13 @@ async def test_an_entry_stamped_a_little_before_an_earlier_seq_is_found(
     for n in range(1, 11):
         await at(n / 1000, "group:b", "hit")
     await at(0.0085, "group:a", "hit")  # group:a#1
-    await at(0.0015, "group:a", "miss")  # group:a#2, stamped 7 ms earlier
+    await at(0.0015, "group:a", "miss")  # group:a#2: the clock read 7 ms earlier
     for n in range(4):
         await at(0.02 + n / 100, "group:a", "miss")
     expected = ["group:b#10", "group:b#9", "group:a#1"] + [f"group:b#{n}" for n in range(8, 0, -1)]
     assert await every_page(store, "hit") == expected
+    second = await store.get("group:a", 2)
+    assert second is not None and second.created_at == start + 0.0085
 
 
 def test_only_ids_of_the_form_kind_colon_rest_are_indexed() -> None:

@@ -31,6 +31,34 @@ async def test_each_next_append_gets_the_next_integer(store: Store) -> None:
     assert await store.last_seq("dm:a:b") == 10
 
 
+async def test_a_later_seq_is_never_stamped_earlier(store: Store, clock: FakeClock) -> None:
+    """Time runs forward within a timeline even when the clock steps back (or
+    another writer that stamped later committed first): a later seq takes the
+    time of the one before it. Other timelines keep the clock's reading."""
+    clock.advance(10)
+    first = await store.append("dm:a:b", {"n": 1})
+    clock.advance(-5)
+    second = await store.append("dm:a:b", {"n": 2})
+    other = await store.append("dm:a:c", {"n": 1})
+    assert second.created_at == first.created_at == CLOCK_START + 10
+    assert other.created_at == CLOCK_START + 5
+    assert (await store.get("dm:a:b", 2)) == second
+    # Appends queued together (one commit) as well.
+    clock.advance(-1)
+    written = await asyncio.gather(
+        *(
+            store.append_many([Append("dm:a:b", {"n": n}), Append("dm:a:d", {"n": n})])
+            for n in (3, 4)
+        )
+    )
+    stamps = [batch.entries[0].created_at for batch in written]
+    assert stamps == [CLOCK_START + 10] * 2
+    assert [batch.entries[1].created_at for batch in written] == [CLOCK_START + 4] * 2
+    page = await store.scan("dm:a:b")
+    times = [entry.created_at for entry in page.entries]
+    assert times == sorted(times)
+
+
 async def test_appended_entry_reads_back_as_committed(store: Store, clock: FakeClock) -> None:
     clock.advance(12.5)
     written = await store.append("dm:a:b", {"text": "hi", "nested": {"k": [1, 2]}}, client_id="c1")

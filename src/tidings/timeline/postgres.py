@@ -110,31 +110,43 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+# An entry is stamped with its writer's clock reading, or with the time of its
+# timeline's entry before it when that is later (``prev_at``: ``last_at``
+# before this statement; writers stamp before they take seqs, and nodes'
+# clocks differ), so that within a timeline time never runs backwards.
 _APPEND = """
 WITH heads AS (
-    INSERT INTO timelines AS t (id, last_seq)
-    SELECT * FROM unnest($1::text[], $2::bigint[])
-    ON CONFLICT (id) DO UPDATE SET last_seq = t.last_seq + excluded.last_seq
-    RETURNING t.id, t.last_seq
+    INSERT INTO timelines AS t (id, last_seq, last_at)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $11::float8[])
+    ON CONFLICT (id) DO UPDATE SET last_seq = t.last_seq + excluded.last_seq,
+        prev_at = t.last_at, last_at = greatest(t.last_at, excluded.last_at)
+    RETURNING t.id, t.last_seq, t.prev_at
 ), written AS (
     INSERT INTO entries
         (timeline_id, seq, created_at, client_id, ref_timeline, ref_seq, message)
-    SELECT i.timeline_id, h.last_seq - i.back, ($3::float8[])[i.variant], i.client_id,
-        i.ref_timeline, r.last_seq - i.ref_back, ($4::bytea[])[i.variant]
+    SELECT i.timeline_id, h.last_seq - i.back, greatest(($3::float8[])[i.variant], h.prev_at),
+        i.client_id, i.ref_timeline, r.last_seq - i.ref_back, ($4::bytea[])[i.variant]
     FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::int[])
         AS i (timeline_id, back, client_id, ref_timeline, ref_back, variant)
     JOIN heads h ON h.id = i.timeline_id
     LEFT JOIN heads r ON r.id = i.ref_timeline
 )
-SELECT id, last_seq FROM heads
+SELECT id, last_seq, prev_at FROM heads
 """
 # 2: the search index, kept in postgres_search.py.
 MIGRATIONS.append(search_sql.MIGRATION)
+# 3: the time of each timeline's last entry (see _APPEND).
+MIGRATIONS.append(
+    [
+        "ALTER TABLE timelines ADD COLUMN last_at double precision NOT NULL DEFAULT 0,"
+        " ADD COLUMN prev_at double precision NOT NULL DEFAULT 0"
+    ]
+)
 
-_head, _, _tail = _APPEND.rpartition("SELECT id, last_seq FROM heads")
+_head, _, _tail = _APPEND.rpartition("SELECT id, last_seq, prev_at FROM heads")
 # The append statement that also writes the index rows of indexed items.
 _APPEND_INDEXED = (
-    _head.rstrip("\n") + search_sql.INDEX_CTE + "SELECT id, last_seq FROM heads" + _tail
+    _head.rstrip("\n") + search_sql.INDEX_CTE + "SELECT id, last_seq, prev_at FROM heads" + _tail
 )
 _CLIENT_ID_INDEX = "entries_client_id"
 _COLUMNS = "seq, created_at, client_id, ref_timeline, ref_seq, message"
@@ -566,6 +578,7 @@ class _AppendPlan:
     get consecutive seqs in that order: an item's seq is its timeline's new
     ``last_seq`` minus ``back``, the number of later items of that timeline.
     Each distinct (message, clock reading) is sent once, as a "variant".
+    Within a timeline, later items are never stamped earlier (see _APPEND).
     """
 
     def __init__(self, jobs: Sequence[_Job], search: SearchConfig | None = None) -> None:
@@ -575,13 +588,18 @@ class _AppendPlan:
         self.nows: list[float] = []
         self.variant: list[int] = []
         self.variants: dict[tuple[bytes, float], int] = {}
+        # Each timeline's latest stamp so far: a job queued after another but
+        # stamped earlier (a clock stepped back) takes the earlier one's time.
+        self.latest: dict[str, float] = {}
         for job in jobs:
             offset = len(self.items)
             for item in job.items:
+                now = max(job.now, self.latest.get(item.timeline_id, job.now))
+                self.latest[item.timeline_id] = now
                 self.items.append(item)
-                self.nows.append(job.now)
+                self.nows.append(now)
                 self.refs.append(None if item.ref is None else offset + item.ref)
-                key = (item.body, job.now)
+                key = (item.body, now)
                 self.variant.append(self.variants.setdefault(key, len(self.variants) + 1))
         self.counts = Counter(item.timeline_id for item in self.items)
         seen: Counter[str] = Counter()
@@ -614,11 +632,13 @@ class _AppendPlan:
             [None if ref is None else self.items[ref].timeline_id for ref in self.refs],
             [None if ref is None else self.back[ref] for ref in self.refs],
             self.variant,
+            [self.latest[timeline_id] for timeline_id in ids],
         ) + (self.index or ())
 
     def batches(self, rows: Sequence[Any]) -> list[Batch]:
-        """One batch per job, from the statement's ``(id, last_seq)`` rows."""
+        """One batch per job, from the statement's ``(id, last_seq, prev_at)`` rows."""
         heads = {row[0]: row[1] for row in rows}
+        before = {row[0]: row[2] for row in rows}
         messages = {body: orjson.loads(body) for body, _ in self.variants}
         entries: list[Entry] = []
         for item, ref, back, now in zip(self.items, self.refs, self.back, self.nows, strict=True):
@@ -628,7 +648,7 @@ class _AppendPlan:
                     item.timeline_id,
                     heads[item.timeline_id] - back,
                     messages[item.body],
-                    now,
+                    max(now, before[item.timeline_id]),
                     item.client_id,
                     None if target is None else (target.timeline_id, target.seq),
                 )

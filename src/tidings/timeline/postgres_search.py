@@ -21,7 +21,6 @@ entries and records (:meth:`Store.reindex`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -74,8 +73,9 @@ MIGRATION: list[str] = [
 # postgres._APPEND): the index rows of the indexed items, seqs from the heads.
 INDEX_CTE = """, indexed AS (
     INSERT INTO search_entries (timeline_id, seq, created_at, facet, body, terms)
-    SELECT x.timeline_id, h.last_seq - x.back, x.created_at, x.facet, x.body, x.terms::tsvector
-    FROM unnest($11::text[], $12::bigint[], $13::float8[], $14::text[], $15::text[], $16::text[])
+    SELECT x.timeline_id, h.last_seq - x.back, greatest(x.created_at, h.prev_at), x.facet, x.body,
+        x.terms::tsvector
+    FROM unnest($12::text[], $13::bigint[], $14::float8[], $15::text[], $16::text[], $17::text[])
         AS x (timeline_id, back, created_at, facet, body, terms)
     JOIN heads h ON h.id = x.timeline_id
 )
@@ -100,12 +100,6 @@ WALK_BUDGET = 8_000
 WALK_BATCH = 200
 # Each window of a scope is four times its previous one, up to this.
 WALK_LARGEST_WINDOW = 1024
-# A walk stops at a scope's entries older than the best matches so far, taking
-# seq order as time order. A writer stamps the time before it takes its seqs,
-# several writers (and nodes, whose clocks differ) commit side by side, so an
-# entry may carry a time a little before an earlier seq's: the walk reads on
-# this many seconds further (a few more rows per scope) so as not to skip it.
-CLOCK_SLACK = 1.0
 
 # Columns and filters shared by the search statements ($1-$9 as in
 # search_arguments).
@@ -281,9 +275,9 @@ async def _walk(fetch: Fetch, args: tuple[Any, ...]) -> list[Candidate] | None:
     step finds the term rare, or the walk would read more than ``WALK_BUDGET``
     entries.
 
-    Within a timeline, seq order is time order (to ``CLOCK_SLACK``): once a
-    scope's window ends that much below the ``limit``-th best match so far (or
-    the ``after`` bound), nothing older in it can enter.
+    Within a timeline, seq order is time order (the store never stamps a
+    later seq earlier): once a scope's window ends below the ``limit``-th best
+    match so far (or the ``after`` bound), nothing older in it can enter.
     """
     ids, firsts, lasts, ties = args[:4]
     filters, limit = args[4:9], args[9]
@@ -300,11 +294,7 @@ async def _walk(fetch: Fetch, args: tuple[Any, ...]) -> list[Candidate] | None:
     budget = WALK_BUDGET
     for start in range(0, len(scopes), WALK_BATCH):
         pending = scopes[start : start + WALK_BATCH]
-        if (
-            len(best) >= limit
-            and newest
-            and newest[pending[0][0]] + CLOCK_SLACK < best[-1].created_at
-        ):
+        if len(best) >= limit and newest and newest[pending[0][0]] < best[-1].created_at:
             break  # every later scope's newest entry is older than the matches found
         size = first_window
         while pending:
@@ -327,16 +317,13 @@ async def _walk(fetch: Fetch, args: tuple[Any, ...]) -> list[Candidate] | None:
                 return None  # a rare term: the GIN index finds it faster
             best.sort(key=Candidate.key, reverse=True)
             del best[limit:]
-            # Entries older than this cannot rank (CLOCK_SLACK: the times of a
-            # timeline's entries may run a little out of seq order).
-            oldest = max(
-                -math.inf if len(best) < limit else best[-1].created_at - CLOCK_SLACK,
-                -math.inf if after is None else after - CLOCK_SLACK,
-            )
+            bar = best[-1].key() if len(best) >= limit else None
             pending = [
                 (timeline_id, first, ends[timeline_id][1] - 1, tie)
                 for timeline_id, first, _, tie in pending
-                if timeline_id in ends and ends[timeline_id][0] >= oldest
+                if timeline_id in ends
+                and (bar is None or (ends[timeline_id][0], timeline_id, ends[timeline_id][1]) > bar)
+                and (after is None or ends[timeline_id][0] >= after)
             ]
             size = min(size * 4, WALK_LARGEST_WINDOW)
     return best

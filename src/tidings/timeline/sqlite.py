@@ -608,7 +608,7 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
     if originals:
         return Batch(tuple(originals), replayed=True)
 
-    next_seq = _advance_heads(conn, Counter(item.timeline_id for item in items))
+    next_seq, stamps = _advance_heads(conn, Counter(item.timeline_id for item in items), now)
 
     body_ids: dict[bytes, int] = {}
     messages: dict[bytes, Message] = {}
@@ -626,11 +626,14 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
         if item.ref is not None:
             target = entries[item.ref]
             ref = (target.timeline_id, target.seq)
+        stamp = stamps[item.timeline_id]
         rows.append(
-            (item.timeline_id, seq, body_ids[item.body], now, item.client_id)
+            (item.timeline_id, seq, body_ids[item.body], stamp, item.client_id)
             + (ref or (None, None))
         )
-        entries.append(Entry(item.timeline_id, seq, messages[item.body], now, item.client_id, ref))
+        entries.append(
+            Entry(item.timeline_id, seq, messages[item.body], stamp, item.client_id, ref)
+        )
     try:
         conn.executemany(
             f"INSERT INTO recent ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
@@ -640,25 +643,35 @@ def _append_many(conn: sqlite3.Connection, items: Sequence[EncodedAppend], now: 
     return Batch(tuple(entries))
 
 
-def _advance_heads(conn: sqlite3.Connection, counts: Mapping[str, int]) -> dict[str, int]:
+def _advance_heads(
+    conn: sqlite3.Connection, counts: Mapping[str, int], now: float
+) -> tuple[dict[str, int], dict[str, float]]:
     """Add ``counts[t]`` to each timeline's ``last_seq``, creating absent ones.
 
-    Returns the first seq each timeline gets. One statement per chunk of
-    timelines: a fan-out advances a hundred heads in one call into SQLite.
+    Returns the first seq each timeline gets, and the time its new entries are
+    stamped with: ``now``, or the time of the timeline's last entry when that
+    is later (a clock stepped back, or another process that stamped later
+    committed first), so that within a timeline time never runs backwards.
+    One statement per chunk of timelines: a fan-out advances a hundred heads
+    in one call into SQLite.
     """
     first: dict[str, int] = {}
+    stamps: dict[str, float] = {}
     pairs = list(counts.items())
-    chunk = IN_CHUNK // 2  # two parameters per timeline
+    chunk = IN_CHUNK // 3  # three parameters per timeline
     for start in range(0, len(pairs), chunk):
         part = pairs[start : start + chunk]
-        marks = ", ".join(["(?, ?)"] * len(part))
+        marks = ", ".join(["(?, ?, ?)"] * len(part))
         heads = conn.execute(
-            f"INSERT INTO timelines (id, last_seq) VALUES {marks} ON CONFLICT (id)"
-            " DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING id, last_seq",
-            [value for pair in part for value in pair],
+            f"INSERT INTO timelines (id, last_seq, last_at) VALUES {marks} ON CONFLICT (id)"
+            " DO UPDATE SET last_seq = last_seq + excluded.last_seq,"
+            " last_at = max(last_at, excluded.last_at) RETURNING id, last_seq, last_at",
+            [value for timeline_id, count in part for value in (timeline_id, count, now)],
         ).fetchall()
-        first.update((timeline_id, last - counts[timeline_id] + 1) for timeline_id, last in heads)
-    return first
+        for timeline_id, last, last_at in heads:
+            first[timeline_id] = last - counts[timeline_id] + 1
+            stamps[timeline_id] = last_at
+    return first, stamps
 
 
 def _merge(conn: sqlite3.Connection, after: str, rows: int) -> tuple[int, str]:

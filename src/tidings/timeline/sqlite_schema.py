@@ -58,6 +58,9 @@ MIGRATIONS: list[list[str]] = [
 MIGRATIONS.append(SEARCH_MIGRATION)
 # 4: how FTS5 merges its segments (sqlite_search.py).
 MIGRATIONS.append(SEARCH_TUNING)
+# 5: the time of each timeline's last entry, so that a later seq is never
+# stamped earlier (see sqlite._advance_heads).
+MIGRATIONS.append(["ALTER TABLE timelines ADD COLUMN last_at REAL NOT NULL DEFAULT 0"])
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -22,8 +22,8 @@ list to its end first). A search therefore goes:
    is older than the ``limit``-th best hit so far cannot contribute; it and
    every scope after it are skipped.
 
-Within a timeline, seq order is taken as time order, to ``CLOCK_SLACK``
-(entries are stamped by the store's clock in commit order).
+Within a timeline, seq order is time order (the store never stamps a later
+seq earlier).
 
 A word prefix of two or more letters (``wor``) is expanded into the indexed
 words it starts (``world``, ``words``: at most ``EXPANSIONS``, read from the
@@ -59,14 +59,6 @@ PROBE_SCOPES = 3
 # two pages of hits at the probed density, and each next one is eight times wider.
 WINDOW = 64
 WINDOW_GROWTH = 8
-# The dense read skips a scope whose newest document is older than the best
-# hits so far, taking seq order as time order. One writer stamps and commits a
-# database's appends in order; only processes sharing the file (``--workers``)
-# can commit a time a little before an earlier seq's, after waiting for the
-# lock: a scope this many seconds older is still read. (Each scope read costs
-# a statement, so the slack is kept short; 1 s doubled the one-character p99
-# at 1,000,000 messages.)
-CLOCK_SLACK = 0.05
 # A word prefix expands into at most this many words; a shorter prefix that
 # starts more words is matched as a prefix (slower: FTS5 gathers them all).
 EXPANSIONS = 64
@@ -150,7 +142,7 @@ def search(
     width = max(WINDOW, int(2 * limit / max(density, 1e-3)))
     best = heapq.nlargest(limit, found, key=Candidate.key)
     for top_at, num, top in tops:
-        if len(best) >= limit and top_at + CLOCK_SLACK < best[-1].created_at:
+        if len(best) >= limit and top_at < best[-1].created_at:
             break  # this scope, and every one after it, holds only older entries
         more = _dense(conn, ranges[num], top, width, query)
         best = heapq.nlargest(limit, best + more, key=Candidate.key)
