@@ -412,7 +412,7 @@ class PostgresBackend:
                 status = await search_sql.purge(conn, ids, before)
             else:
                 status = await conn.execute(_PURGE, ids, before)
-        return _row_count(status), (ids[-1] if len(ids) == max_timelines else None)
+        return search_sql.row_count(status), (ids[-1] if len(ids) == max_timelines else None)
 
     # -- metadata --------------------------------------------------------------
 
@@ -762,11 +762,6 @@ def _public(exc: Exception) -> TidingsError:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0]
-
-
-def _row_count(status: str) -> int:
-    """The row count of a command status such as ``DELETE 12``."""
-    return int(status.rsplit(" ", 1)[-1])
 
 
 def _json_text(fields: Mapping[str, Any]) -> str:

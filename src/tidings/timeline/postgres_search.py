@@ -193,6 +193,18 @@ async def delete_meta(conn: Any, record_id: str) -> None:
         await conn.execute("DELETE FROM search_meta WHERE id = $1", record_id)
 
 
+# What is indexed of a message: (text, facet, tsvector text), or None.
+IndexRow = tuple[str, str | None, str] | None
+
+
+def index_row(config: SearchConfig, message: Mapping[str, Any]) -> IndexRow:
+    """The index row of a message of an indexed timeline."""
+    text = config.document(message)
+    if text is None:
+        return None
+    return text, config.facet_of(message), tsvector(text)
+
+
 def index_rows(
     config: SearchConfig,
     items: Sequence[tuple[str, int, float, bytes]],
@@ -200,18 +212,18 @@ def index_rows(
     """The arguments of :data:`INDEX_CTE` for ``(timeline_id, back, now, body)``
     items, or None when none of them is indexed."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
-    decoded: dict[bytes, Any] = {}
+    rows: dict[bytes, IndexRow] = {}
     for timeline_id, back, now, body in items:
         if not config.indexes(timeline_id):
             continue
-        if body not in decoded:
-            message = orjson.loads(body)
-            decoded[body] = (config.document(message), config.facet_of(message))
-        text, facet = decoded[body]
-        if text is None:
+        if body not in rows:
+            rows[body] = index_row(config, orjson.loads(body))
+        row = rows[body]
+        if row is None:
             continue
+        text, facet, terms = row
         for column, value in zip(
-            columns, (timeline_id, back, now, facet, text, tsvector(text)), strict=True
+            columns, (timeline_id, back, now, facet, text, terms), strict=True
         ):
             column.append(value)
     return columns if columns[0] else None
@@ -228,20 +240,19 @@ async def reindex(
     """Replace an entry's index row after an update (in the update's transaction)."""
     if not config.indexes(timeline_id):
         return
-    await conn.execute(
-        "DELETE FROM search_entries WHERE timeline_id = $1 AND seq = $2", timeline_id, seq
-    )
-    text = config.document(message)
-    if text is not None:
+    await conn.execute(_UNINDEX_ENTRY, timeline_id, seq)
+    row = index_row(config, message)
+    if row is not None:
+        text, facet, terms = row
         await conn.execute(
             "INSERT INTO search_entries (timeline_id, seq, created_at, facet, body, terms)"
             " VALUES ($1, $2, $3, $4, $5, $6::tsvector)",
             timeline_id,
             seq,
             created_at,
-            config.facet_of(message),
+            facet,
             text,
-            tsvector(text),
+            terms,
         )
 
 
@@ -442,9 +453,6 @@ ON CONFLICT (id) DO UPDATE SET body = excluded.body
 # batch back; it is then run again.
 REINDEX_ATTEMPTS = 3
 
-# What is indexed of a message: (text, facet, tsvector text), or None.
-_Row = tuple[str, str | None, str] | None
-
 
 class Reindex:
     """The PostgreSQL steps of :func:`.reindexing.run`.
@@ -475,12 +483,8 @@ class Reindex:
         self.connection = connection
         self.fetch = fetch
 
-    def _row(self, message: bytes) -> _Row:
-        decoded = orjson.loads(message)
-        text = self.config.document(decoded)
-        if text is None:
-            return None
-        return text, self.config.facet_of(decoded), tsvector(text)
+    def _row(self, message: bytes) -> IndexRow:
+        return index_row(self.config, orjson.loads(message))
 
     async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
         async with self.connection() as conn:
@@ -522,7 +526,9 @@ class Reindex:
                     column.append(value)
             dropped = await conn.execute(_REINDEX_DROP, *start, *end, *unindexed)
             added = await conn.execute(_REINDEX_WRITE, *written)
-            return Rebuilt(tuple(timelines), len(written[0]), _count(dropped) + _count(added), end)
+            return Rebuilt(
+                tuple(timelines), len(written[0]), row_count(dropped) + row_count(added), end
+            )
 
         return await self._transaction(work)
 
@@ -540,7 +546,7 @@ class Reindex:
                 return removed
             after = rows[0][0]
             async with self.connection() as conn:
-                removed += _count(
+                removed += row_count(
                     await conn.execute("DELETE FROM search_entries WHERE timeline_id = $1", after)
                 )
 
@@ -558,7 +564,7 @@ class Reindex:
                     bodies.append(body)
             dropped = await conn.execute(_META_DROP, low, after, high, end, unindexed)
             added = await conn.execute(_META_WRITE, ids, bodies)
-            return len(ids), _count(dropped) + _count(added), end
+            return len(ids), row_count(dropped) + row_count(added), end
 
         return await self._transaction(work)
 
@@ -570,9 +576,9 @@ class Reindex:
                 low,
                 *([] if high is None else [high]),
             )
-        return _count(status)
+        return row_count(status)
 
 
-def _count(status: str) -> int:
+def row_count(status: str) -> int:
     """The row count of a command status (``DELETE 3``, ``INSERT 0 3``)."""
     return int(status.rsplit(" ", 1)[-1])

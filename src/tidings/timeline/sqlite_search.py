@@ -181,18 +181,8 @@ class SQLiteSearch:
 
     def purged(self, conn: sqlite3.Connection, timeline_id: str, before: float) -> None:
         num = self._num(conn, timeline_id) if self.config.indexes(timeline_id) else None
-        if num is None:
-            return
-        bounds = (num << SEQ_BITS, (num << SEQ_BITS) | MAX_INDEXED_SEQ, before)
-        conn.execute(
-            "DELETE FROM search_pending WHERE id BETWEEN ? AND ? AND created_at < ?", bounds
-        )
-        rows = conn.execute(
-            "DELETE FROM search_docs WHERE id BETWEEN ? AND ? AND created_at < ?"
-            " RETURNING id, body",
-            bounds,
-        ).fetchall()
-        _unindex(conn, rows)
+        if num is not None:
+            _drop_timeline(conn, num, before)
 
     def meta_put(self, conn: sqlite3.Connection, record_id: str, fields: Mapping[str, Any]) -> None:
         body = self.config.meta_document(record_id, fields)
@@ -224,10 +214,8 @@ class SQLiteSearch:
         if seq > MAX_INDEXED_SEQ:
             return
         num = self._num(conn, timeline_id)
-        if num is None:  # a read first: an upsert would rewrite the row every time
-            (num,) = conn.execute(
-                "INSERT INTO search_timelines (id) VALUES (?) RETURNING num", (timeline_id,)
-            ).fetchone()
+        if num is None:
+            num = _new_num(conn, timeline_id)
         doc_id = (num << SEQ_BITS) | seq
         conn.execute(
             "INSERT INTO search_pending (id, created_at, facet, body, terms)"
@@ -292,6 +280,30 @@ def _merge(conn: sqlite3.Connection) -> None:
         "INSERT INTO search_index (rowid, terms) SELECT id, terms FROM search_pending ORDER BY id"
     )
     conn.execute("DELETE FROM search_pending")
+
+
+def _new_num(conn: sqlite3.Connection, timeline_id: str) -> int:
+    """Number a timeline that has none yet (callers look it up first: an upsert
+    would rewrite the row every time)."""
+    (num,) = conn.execute(
+        "INSERT INTO search_timelines (id) VALUES (?) RETURNING num", (timeline_id,)
+    ).fetchone()
+    return int(num)
+
+
+def _drop_timeline(conn: sqlite3.Connection, num: int, before: float | None = None) -> int:
+    """Remove the documents of timeline ``num`` (those created before
+    ``before``, when given), staged or indexed; returns how many."""
+    args = {"low": num << SEQ_BITS, "high": (num << SEQ_BITS) | MAX_INDEXED_SEQ, "before": before}
+    older = "" if before is None else " AND created_at < :before"
+    removed = conn.execute(
+        f"DELETE FROM search_pending WHERE id BETWEEN :low AND :high{older}", args
+    ).rowcount
+    rows = conn.execute(
+        f"DELETE FROM search_docs WHERE id BETWEEN :low AND :high{older} RETURNING id, body", args
+    ).fetchall()
+    _unindex(conn, rows)
+    return int(removed) + len(rows)
 
 
 def _unindex(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
@@ -455,10 +467,7 @@ class Reindex:
         for (timeline_id, seq), (created_at, document) in documents.items():
             num = by_id.get(timeline_id)
             if num is None:
-                (num,) = conn.execute(
-                    "INSERT INTO search_timelines (id) VALUES (?) RETURNING num", (timeline_id,)
-                ).fetchone()
-                by_id[timeline_id] = num
+                num = by_id[timeline_id] = _new_num(conn, timeline_id)
             rows.append(((num << SEQ_BITS) | seq, created_at, document))
         rows.sort(key=lambda row: row[0])
         conn.executemany(
@@ -481,17 +490,7 @@ class Reindex:
         def job(conn: sqlite3.Connection, after: str) -> tuple[int, str | None]:
             args = {"low": low, "high": high, "after": after, "limit": DROP_TIMELINES}
             found = conn.execute(select, args).fetchall()
-            removed = 0
-            for _, num in found:
-                span = (num << SEQ_BITS, (num << SEQ_BITS) | MAX_INDEXED_SEQ)
-                removed += conn.execute(
-                    "DELETE FROM search_pending WHERE id BETWEEN ? AND ?", span
-                ).rowcount
-                rows = conn.execute(
-                    "DELETE FROM search_docs WHERE id BETWEEN ? AND ? RETURNING id, body", span
-                ).fetchall()
-                _unindex(conn, rows)
-                removed += len(rows)
+            removed = sum(_drop_timeline(conn, num) for _, num in found)
             return removed, (found[-1][0] if len(found) == DROP_TIMELINES else None)
 
         total = 0
