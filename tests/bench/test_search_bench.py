@@ -12,12 +12,16 @@ from tidings.cli import main
 def test_bench_search_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "search", "--json", "--messages", "600", "--conversations", "30"]
     argv += ["--readable", "10", "--queries", "5", "--sends", "50", "--im-users", "20"]
+    argv += ["--backlog", "100"]
     assert main(argv) == 0
     report = orjson.loads(capsys.readouterr().out)
-    assert report["messages"] == 600
-    assert set(report["latency_ms"]) == {"cjk_1", "cjk_2", "cjk_4", "english"}
-    for figures in report["latency_ms"].values():
-        assert 0 < figures["p50"] <= figures["p99"]
+    assert report["messages"] == 600 and report["backlog"] == 100
+    # Timed twice: just after the load, and with 100 more messages not yet
+    # merged into the index.
+    for timing in ("latency_ms", "latency_ms_backlog"):
+        assert set(report[timing]) == {"cjk_1", "cjk_2", "cjk_4", "english"}
+        for figures in report[timing].values():
+            assert 0 < figures["p50"] <= figures["p99"]
     assert report["sends_per_s_index_on"] > 0 and report["sends_per_s_index_off"] > 0
     assert report["send_ratio_on_over_off"] > 0
     # The product-level probe: direct messages through tidings.im.messaging.send.
@@ -35,6 +39,7 @@ def test_bench_search_describes_both_send_probes(capsys: pytest.CaptureFixture[s
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "storage sends/s" in out
+    assert "after 9,000 more messages (not yet merged into the index):" in out
     # 10 users make 45 pairs, fewer than 5 conversations per user: all of them.
     assert "IM sends/s (messaging.send, 64 senders, 45 DMs of 10 users)" in out
 
@@ -44,3 +49,5 @@ def test_bench_search_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> N
     assert "--readable" in capsys.readouterr().out
     assert main(["bench", "search", "--im-users", "1"]) == 2
     assert "--im-users" in capsys.readouterr().out
+    assert main(["bench", "search", "--backlog", "-1"]) == 2
+    assert "--backlog" in capsys.readouterr().out

@@ -339,3 +339,19 @@ async def test_metadata_search(store_factory: StoreFactory) -> None:
     await store.delete_meta("user:malice")
     assert await meta_ids(store, "user", "alice") == ["user:alice"]
     assert await meta_ids(store, "other", "alice") == []  # kinds not configured
+
+
+async def test_postgres_rare_term_reads_are_planned_for_their_arguments(pg_database: Any) -> None:
+    """The GIN-index read (``SEARCH_SPARSE``) never runs a cached generic plan:
+    that plan reads every entry of every scope (see ``fetch_custom_planned``).
+    The setting lasts for that statement's transaction only."""
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_database.url)
+    try:
+        show = "SELECT current_setting('plan_cache_mode')"
+        rows = await postgres_search.fetch_custom_planned(conn, show)
+        assert rows[0][0] == "force_custom_plan"
+        assert await conn.fetchval(show) == "auto"
+    finally:
+        await conn.close()

@@ -31,9 +31,9 @@ import contextlib
 import functools
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -46,6 +46,7 @@ from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A node needs few connections: statements are short and asyncio multiplexes
 # callers over them. Eight per node lets about ten nodes share a server with the
@@ -142,6 +143,8 @@ MIGRATIONS.append(
         " ADD COLUMN prev_at double precision NOT NULL DEFAULT 0"
     ]
 )
+# 4: a larger GIN pending list (see postgres_search.PENDING_LIST_KB).
+MIGRATIONS.append(search_sql.PENDING_LIST_MIGRATION)
 
 _head, _, _tail = _APPEND.rpartition("SELECT id, last_seq, prev_at FROM heads")
 # The append statement that also writes the index rows of indexed items.
@@ -246,7 +249,11 @@ class PostgresBackend:
             raise _public(exc) from None
 
     async def _read(self, method: str, sql: str, *args: Any) -> Any:
-        """Run one read-only statement with ``conn.<method>``.
+        """Run one read-only statement with ``conn.<method>``."""
+        return await self._reading(lambda conn: getattr(conn, method)(sql, *args))
+
+    async def _reading(self, read: Callable[[Any], Awaitable[T]]) -> T:
+        """``read(conn)``, which only reads, on a pooled connection.
 
         A pooled connection may have died while idle (a server restart, a
         failover); a read is then tried once more on a fresh connection, which is
@@ -255,10 +262,10 @@ class PostgresBackend:
         """
         try:
             async with self._connection() as conn:
-                return await getattr(conn, method)(sql, *args)
+                return await read(conn)
         except _ConnectionLost:
             async with self._connection() as conn:
-                return await getattr(conn, method)(sql, *args)
+                return await read(conn)
 
     # -- entries ---------------------------------------------------------------
 
@@ -489,7 +496,13 @@ class PostgresBackend:
         if self.search_config is None:
             return []
         args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
-        return await search_sql.search(functools.partial(self._read, "fetch"), args)
+        return await search_sql.search(
+            functools.partial(self._read, "fetch"),
+            lambda sql, *args: self._reading(
+                lambda conn: search_sql.fetch_custom_planned(conn, sql, *args)
+            ),
+            args,
+        )
 
     async def search_meta(
         self, kind: str, query: str, limit: int
