@@ -49,11 +49,15 @@ def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     pass. PostgreSQL walks the scopes newest first or reads the GIN index:
     a walk in large windows; a walk one scope and one or two entries at a
     time; and a walk that runs out of budget and falls back to the index.
+    (Scope by scope, SQLite reads the scopes left once it holds a page of
+    hits without the index, one id window each; in one pass, it reads the
+    matches' documents in rounds, one each at first.)
     """
     if request.param == "merged":
         monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 1)
         monkeypatch.setattr(sqlite_search_read, "SPARSE_IN_SCOPE", 0)
         monkeypatch.setattr(sqlite_search_read, "WINDOW", 2)
+        monkeypatch.setattr(sqlite_search_read, "TAIL_WINDOW", 1)
         monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
         monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
         monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
@@ -61,6 +65,7 @@ def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setattr(postgres_search, "WALK_BATCH", 1)
     elif request.param == "mixed":
         monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 3)
+        monkeypatch.setattr(sqlite_search_read, "SPARSE_FIRST", 1)
         monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
         monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
         monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
@@ -154,6 +159,45 @@ async def test_paging_visits_every_hit_once(store_factory: StoreFactory, clock: 
         clock.advance(1)  # two hits per clock reading: ties are broken by id
     expected = [f"{t}#{seq}" for seq in range(7, 0, -1) for t in ("group:b", "group:a")]
     assert await every_page(store, "群") == expected
+
+
+async def test_newest_hits_of_many_scopes_between_misses_gaps_and_filters(
+    store_factory: StoreFactory, clock: FakeClock
+) -> None:
+    """Six conversations written in turn, each entry a hit, a miss or not
+    indexed at all (a gap in the indexed seqs): every page holds the newest
+    hits left, with and without a sender filter and a time bound."""
+    store = await store_factory(search=CONFIG)
+    scopes = [Scope(f"group:s{n}") for n in range(6)]
+    hits: list[tuple[float, str, str]] = []  # (time, "timeline#seq", sender)
+    for step in range(60):
+        clock.advance(1)
+        timeline_id = scopes[(step * 7) % 6].timeline_id
+        sender = "ann" if step % 3 else "bob"
+        kind = "system" if step % 5 == 4 else "text"
+        text = "梧桐 hit" if step % 4 != 1 else "miss"
+        entry = await store.append(timeline_id, {"kind": kind, "text": text, "from": sender})
+        if kind == "text" and text != "miss":
+            hits.append((clock.now, f"{timeline_id}#{entry.seq}", sender))
+    newest = [name for _, name, _ in sorted(hits, reverse=True)]
+    middle = clock.now - 30
+
+    async def pages(query: str, **options: Any) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.search(query, scopes, limit=4, cursor=cursor, **options)
+            seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
+            if page.cursor is None:
+                return seen
+            cursor = page.cursor
+
+    assert await pages("梧桐") == newest
+    assert await pages("hit") == newest
+    by_bob = [name for _, name, sender in sorted(hits, reverse=True) if sender == "bob"]
+    assert await pages("梧", facet="bob") == by_bob
+    older = [name for at, name, _ in sorted(hits, reverse=True) if at < middle]
+    assert await pages("hit", before=middle) == older
 
 
 async def test_an_entry_written_with_an_earlier_clock_reading_is_found_in_its_place(

@@ -134,6 +134,13 @@ def phrase(part: str) -> Phrase | None:
     return Phrase(tuple(out), prefix)
 
 
+def term_needle(p: Phrase) -> str:
+    """What ``" " + " ".join(terms(text)) + " "`` contains exactly when ``text``
+    matches ``p``: its terms consecutively, the last one whole or, for a prefix,
+    starting a term. The same match as the index's phrase match."""
+    return " " + " ".join(p.terms) + ("" if p.prefix else " ")
+
+
 def parse_query(query: object) -> list[Phrase]:
     """The phrases of a query, all of which must match; [] matches nothing.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from .sqlite_search import FEWER_SEGMENTS as SEARCH_FEWER_SEGMENTS
 from .sqlite_search import MIGRATION as SEARCH_MIGRATION
 from .sqlite_search import TUNING as SEARCH_TUNING
 
@@ -61,6 +62,8 @@ MIGRATIONS.append(SEARCH_TUNING)
 # 5: the time of each timeline's last entry, so that a later seq is never
 # stamped earlier (see sqlite._advance_heads).
 MIGRATIONS.append(["ALTER TABLE timelines ADD COLUMN last_at REAL NOT NULL DEFAULT 0"])
+# 6: FTS5 merges 8 segments at a time, not 16 (sqlite_search.py).
+MIGRATIONS.append(SEARCH_FEWER_SEGMENTS)
 
 
 def migrate(conn: sqlite3.Connection) -> None:

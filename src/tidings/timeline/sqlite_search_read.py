@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from .search import Candidate, Phrase, Scope, fts5_query, is_unspaced
+from .search import Candidate, Phrase, Scope, fts5_query, is_unspaced, term_needle, terms
 
 SEQ_BITS = 32
 MAX_INDEXED_SEQ = (1 << SEQ_BITS) - 1
@@ -53,12 +53,20 @@ SPARSE_IN_SCOPE = 20_000
 # pass over the postings grows with the share, the newest-first visit shrinks
 # (measured at 1,000,000 messages: equal at about 13%; 110 ms against 1 ms at 97%).
 SPARSE_DENSITY = 0.12
+# A sparse read first fetches this many of each scope's newest matches, then
+# WINDOW_GROWTH times more of those that may still hold a newer one.
+SPARSE_FIRST = 2
 # The density probe reads the newest window of this many scopes.
 PROBE_SCOPES = 3
 # The smallest window of a dense scan, in seqs; it is widened to hold about
 # two pages of hits at the probed density, and each next one is eight times wider.
 WINDOW = 64
 WINDOW_GROWTH = 8
+# Once a dense visit holds ``limit`` hits, the remaining scopes are read this
+# many newest ids each (then WINDOW_GROWTH times more while a scope's window
+# holds nothing older than the last hit), in one statement, and matched
+# without FTS5 (see _newer).
+TAIL_WINDOW = 8
 # A word prefix expands into at most this many words; a shorter prefix that
 # starts more words is matched as a prefix (slower: FTS5 gathers them all).
 EXPANSIONS = 64
@@ -98,6 +106,16 @@ class _Query:
     def keep(self, candidate: Candidate) -> bool:
         """The cursor check (its tie-break depends on the timeline, so in Python)."""
         return self.cursor is None or candidate.key() < self.cursor
+
+    def admits(self, candidate: Candidate) -> bool:
+        """Every filter (``filters`` and the cursor), checked here."""
+        after, before = self.args.get("after"), self.args.get("before")
+        return (
+            (after is None or candidate.created_at >= after)
+            and (before is None or candidate.created_at < before)
+            and ("facet" not in self.args or candidate.facet == self.args["facet"])
+            and self.keep(candidate)
+        )
 
 
 def search(
@@ -141,9 +159,11 @@ def search(
             return heapq.nlargest(limit, found + sparse, key=Candidate.key)
     width = max(WINDOW, int(2 * limit / max(density, 1e-3)))
     best = heapq.nlargest(limit, found, key=Candidate.key)
-    for top_at, num, top in tops:
-        if len(best) >= limit and top_at < best[-1].created_at:
-            break  # this scope, and every one after it, holds only older entries
+    for index, (top_at, num, top) in enumerate(tops):
+        if len(best) >= limit:
+            if top_at < best[-1].created_at:
+                break  # this scope, and every one after it, holds only older entries
+            return _newer(conn, phrases, ranges, tops[index:], best, query)
         more = _dense(conn, ranges[num], top, width, query)
         best = heapq.nlargest(limit, best + more, key=Candidate.key)
     return best
@@ -194,7 +214,7 @@ def _staged(
     args = dict(query.args)
     needles = []
     for index, p in enumerate(phrases):
-        args[f"n{index}"] = " " + " ".join(p.terms) + ("" if p.prefix else " ")
+        args[f"n{index}"] = term_needle(p)
         needles.append(f"AND instr(' ' || d.terms || ' ', :n{index}) > 0")
     rows = conn.execute(
         "SELECT d.id, d.created_at, d.facet, d.body FROM search_pending d"
@@ -207,8 +227,10 @@ def _staged(
 def _sparse(
     conn: sqlite3.Connection, ranges: dict[int, _Range], query: _Query
 ) -> list[Candidate] | None:
-    """The newest ``limit`` indexed matches of each scope, from one pass over
-    the postings; None when the scopes hold more than ``2 * SPARSE_IN_SCOPE``."""
+    """The newest ``limit`` indexed matches of the scopes, from one pass over
+    the postings; None when the scopes hold more than ``2 * SPARSE_IN_SCOPE``.
+    The matches' documents are read newest first per scope, in rounds, while
+    a scope may still hold one newer than the ``limit``-th so far."""
     ids = conn.execute(
         "SELECT rowid FROM search_index WHERE search_index MATCH :match"
         f" AND (rowid >> {SEQ_BITS}) IN {_IN_SCOPE} LIMIT :cap",
@@ -221,25 +243,36 @@ def _sparse(
         scope = ranges[doc_id >> SEQ_BITS]
         if scope.low <= doc_id <= scope.high:
             by_scope.setdefault(scope.num, []).append(doc_id)
-    found: list[Candidate] = []
-    kept: dict[int, int] = {}
-    while by_scope:  # each round reads the newest unread ``limit`` of each scope
+    best: list[Candidate] = []
+    size = SPARSE_FIRST
+    while by_scope:  # each round reads the newest unread ``size`` of each scope
         batch = []
         for doc_ids in by_scope.values():
-            batch += doc_ids[-query.limit :]
-            del doc_ids[-query.limit :]
+            batch += doc_ids[-size:]
+            del doc_ids[-size:]
         rows = conn.execute(
             "SELECT d.id, d.created_at, d.facet, d.body FROM search_docs d"
-            f" WHERE d.id IN (SELECT value FROM json_each(:ids)) {query.filters}",
-            {**query.args, "ids": orjson.dumps(batch).decode()},
+            " WHERE d.id IN (SELECT value FROM json_each(:ids))",
+            {"ids": orjson.dumps(batch).decode()},
         )
+        oldest: dict[int, float] = {}  # of each scope, the oldest document read
         for row in rows:
+            num = row[0] >> SEQ_BITS
+            oldest[num] = min(oldest.get(num, row[1]), row[1])
             candidate = _candidate(ranges, row)
-            if candidate is not None and query.keep(candidate):
-                found.append(candidate)
-                kept[row[0] >> SEQ_BITS] = kept.get(row[0] >> SEQ_BITS, 0) + 1
-        by_scope = {n: d for n, d in by_scope.items() if d and kept.get(n, 0) < query.limit}
-    return found
+            if candidate is not None and query.admits(candidate):
+                best.append(candidate)
+        best = heapq.nlargest(query.limit, best, key=Candidate.key)
+        # A scope whose oldest document read is older than the ``limit``-th
+        # match so far has nothing left that can enter.
+        bar = best[-1].created_at if len(best) >= query.limit else None
+        by_scope = {
+            num: doc_ids
+            for num, doc_ids in by_scope.items()
+            if doc_ids and (bar is None or num not in oldest or oldest[num] >= bar)
+        }
+        size *= WINDOW_GROWTH
+    return best
 
 
 def _newest_first(
@@ -274,6 +307,59 @@ def _dense(
         upper = lower - 1
         width *= WINDOW_GROWTH
     return heapq.nlargest(query.limit, found, key=Candidate.key)
+
+
+def _newer(
+    conn: sqlite3.Connection,
+    phrases: Sequence[Phrase],
+    ranges: dict[int, _Range],
+    tops: list[tuple[float, int, int]],
+    best: list[Candidate],
+    query: _Query,
+) -> list[Candidate]:
+    """``best`` (``limit`` hits) improved by the scopes of ``tops``.
+
+    Only their documents newer than the ``limit``-th hit can enter, a few per
+    scope: they are read newest first from ``search_docs``, ``TAIL_WINDOW``
+    ids per scope in the first round and ``WINDOW_GROWTH`` times more in each
+    next one, all scopes in one statement, and matched here on their terms.
+    (An FTS5 statement per scope costs more than those few documents: it
+    seeks the term in every segment of the index.)
+    """
+    needles = [term_needle(p) for p in phrases]
+    pending = [(num, top) for top_at, num, top in tops if top_at >= best[-1].created_at]
+    size = TAIL_WINDOW
+    while pending:
+        windows = [(max(ranges[num].low, top - size + 1), top) for num, top in pending]
+        lowest: dict[int, tuple[int, float]] = {}  # each window's oldest document
+        rows = conn.execute(_WINDOWS, {"windows": orjson.dumps(windows).decode()})
+        for row in rows:
+            num = row[0] >> SEQ_BITS
+            if num not in lowest or row[0] < lowest[num][0]:
+                lowest[num] = (row[0], row[1])
+            candidate = _candidate(ranges, row)
+            if candidate is not None and query.admits(candidate):
+                text = f" {' '.join(terms(candidate.text))} "
+                if all(needle in text for needle in needles):
+                    best.append(candidate)
+        best = heapq.nlargest(query.limit, best, key=Candidate.key)
+        bar = best[-1].created_at
+        # A scope whose window held nothing older than the bar may hold more below.
+        pending = [
+            (num, low - 1)
+            for (num, _), (low, _) in zip(pending, windows, strict=True)
+            if low > ranges[num].low and (num not in lowest or lowest[num][1] >= bar)
+        ]
+        size *= WINDOW_GROWTH
+    return best
+
+
+# The documents of some id windows (``[[low, high], …]``).
+_WINDOWS = """
+SELECT d.id, d.created_at, d.facet, d.body
+FROM json_each(:windows) w JOIN search_docs d
+    ON d.id BETWEEN json_extract(w.value, '$[0]') AND json_extract(w.value, '$[1]')
+"""
 
 
 def _candidate_of(scope: _Range, row: Sequence[Any]) -> Candidate:
