@@ -12,15 +12,18 @@ list to its end first). A search therefore goes:
 3. *Sparse* (at most ``SPARSE_DENSITY`` of them and ``SPARSE_IN_SCOPE`` in
    all): one ascending pass over
    the query's postings keeps the rows of the scopes' timelines
-   (``rowid >> 32 IN (…)``, evaluated in SQLite); then the newest ``limit``
-   of each timeline are read (more while filters reject them), and the newest
-   overall win.
+   (``rowid >> 32 IN (…)``, evaluated in SQLite); then the matches'
+   documents are read newest first per timeline, in rounds, while a timeline
+   may still hold one newer than the ``limit``-th so far.
 4. *Dense* (a frequent character, say): the scopes are
    visited newest first (by their newest document), each read from its newest
    seq down in windows of ``WINDOW`` seqs growing eightfold, ascending inside
-   a window, until it has given ``limit`` hits. A scope whose newest document
-   is older than the ``limit``-th best hit so far cannot contribute; it and
-   every scope after it are skipped.
+   a window, until ``limit`` hits are held. The scopes left can then only add
+   documents newer than the ``limit``-th hit, a few each: they are read
+   without FTS5, all in one statement, and matched on their terms
+   (``_newer``). A scope whose newest document is older than the
+   ``limit``-th hit cannot contribute; it and every scope after it are
+   skipped.
 
 Within a timeline, seq order is time order (the store never stamps a later
 seq earlier).
