@@ -267,9 +267,14 @@ async def test_writes_during_a_reindex_are_indexed_exactly_once(
             # process (store) waits for the write lock by polling.
             await asyncio.sleep(0.002)
 
-    counts, _ = await asyncio.gather(
-        rebuilding.reindex(progress=lambda _: seen_while_sending.append(sent)), send()
-    )
+    async def rebuild() -> ReindexCounts:
+        # Once the writer is under way, so that the rebuild cannot finish
+        # before its first commit (a writer of another store polls for the lock).
+        while sent < 5:
+            await asyncio.sleep(0.001)
+        return await rebuilding.reindex(progress=lambda _: seen_while_sending.append(sent))
+
+    counts, _ = await asyncio.gather(rebuild(), send())
     assert any(0 < n < 60 for n in seen_while_sending), seen_while_sending  # interleaved
 
     expected: dict[str, list[str]] = {"旧": [], "新": [], "改": []}
