@@ -4,7 +4,7 @@ import pytest
 from im_harness import Clock, Users, device, drain, texts
 
 from tidings.errors import Forbidden, InvalidInput, NotFound
-from tidings.im import Context, groups, messaging, names, sync
+from tidings.im import Context, context, groups, messaging, names, sync
 
 
 async def test_a_direct_message_is_acked_with_its_place(ctx: Context, users: Users) -> None:
@@ -214,3 +214,21 @@ async def test_a_member_who_left_cannot_change_their_old_messages(
     with pytest.raises(Forbidden):
         await messaging.recall(ctx, "bob", ack.conversation, ack.seq)
     assert await ctx.store.last_seq(group["conversation"]) == head
+
+
+async def test_the_caches_of_known_users_and_conversations_stay_bounded(
+    ctx: Context, users: Users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running server sees ever more users and conversations: the
+    "exists" caches start over at their bound, and nothing is forgotten that
+    the store does not still know."""
+    monkeypatch.setattr(context, "KNOWN_MAX", 3)
+    people = await users(*(f"user{n}" for n in range(6)))
+    for sender, recipient in zip(people, people[1:], strict=False):
+        await messaging.send(ctx, sender, names.dm(sender, recipient), text="hi")
+    assert 0 < len(ctx.known_users) <= 3 and 0 < len(ctx.known_dms) <= 3
+    for sender, recipient in zip(people, people[1:], strict=False):  # all still work
+        ack = await messaging.send(ctx, recipient, names.dm(sender, recipient), text="hello")
+        assert ack.seq == 2
+    with pytest.raises(NotFound):
+        await messaging.send(ctx, "user0", names.dm("user0", "nobody"), text="hi")

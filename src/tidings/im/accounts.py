@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
 from ..timeline import Append
 from . import access, names
-from .context import RECORD_PAGE, Context
+from .context import RECORD_PAGE, Context, remember
 from .events import SessionRevoked
 
 MIN_PASSWORD_CHARS = 8
@@ -117,7 +117,7 @@ async def register(ctx: Context, username: str, password: str, **profile: Any) -
         "created_at": ctx.now(),
     }
     await ctx.store.put_meta(f"user:{username}", record)
-    ctx.known_users.add(username)
+    remember(ctx.known_users, username)
     return {"username": username, **record}
 
 

@@ -15,6 +15,16 @@ from .settings import IMSettings
 
 # Metadata lists are read in pages of this size (the store's largest page).
 RECORD_PAGE = 1000
+# The known-users and known-DMs caches start over when they reach this size
+# (about 10 MB each): a name dropped costs one read at its next use.
+KNOWN_MAX = 100_000
+
+
+def remember(known: set[str], name: str) -> None:
+    """Add ``name`` to a cache of names known to exist, bounded by ``KNOWN_MAX``."""
+    if len(known) >= KNOWN_MAX:
+        known.clear()
+    known.add(name)
 
 
 def _discard(_: Delivery) -> None:
@@ -27,7 +37,7 @@ class Context:
     settings: IMSettings = field(default_factory=IMSettings)
     publish: Publish = _discard
     # Users and DM conversations are never deleted, so "exists" answers can be
-    # cached for the life of the process, on every node alike.
+    # cached for the life of the process, on every node alike (see remember).
     known_users: set[str] = field(default_factory=set)
     known_dms: set[str] = field(default_factory=set)
     # Member lists of read-fan-out groups, used only to address pushes (an
@@ -81,7 +91,7 @@ class Context:
         profile = await self.store.get_meta(f"user:{username}")
         if profile is None:
             raise NotFound(f"no user {username!r}", field="username")
-        self.known_users.add(username)
+        remember(self.known_users, username)
         return profile
 
     async def group_record(self, gid: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..timeline import Append, Entry
 from . import access, names
-from .context import Context
+from .context import Context, remember
 from .events import GroupAdvanced, InboxAdvanced
 
 # Kinds a user sends; the others are written by the server.
@@ -281,7 +281,7 @@ async def _remember_dm(ctx: Context, conversation: str, users: tuple[str, str]) 
     for user in set(users):
         if await ctx.store.get_meta(f"conv:{user}:{conversation}") is None:
             await ctx.store.put_meta(f"conv:{user}:{conversation}", {"since": ctx.now()})
-    ctx.known_dms.add(conversation)
+    remember(ctx.known_dms, conversation)
 
 
 def _text(ctx: Context, text: object) -> str:
