@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -22,6 +23,26 @@ async def test_the_creator_owns_the_group(ctx: Context, users: Users) -> None:
     assert group["owner"] == "alice" and group["member_count"] == 2
     assert await roles(ctx, "bob", group["id"]) == {"alice": "owner", "bob": "member"}
     assert [g["id"] for g in await groups.groups_of(ctx, "bob")] == [group["id"]]
+
+
+async def test_joins_and_leaves_on_two_nodes_at_once_all_count(ctx: Context, users: Users) -> None:
+    """Two nodes (contexts, each with its own in-process locks) admitting and
+    dismissing members of one group at the same moment: the member count is
+    exact, and the member list agrees with it."""
+    people = await users("alice", *(f"user{n}" for n in range(16)))
+    group = await groups.create(ctx, "alice", "busy", type="open")
+    gid = group["id"]
+    other = Context(ctx.store, ctx.settings)  # a second node on the same store
+    nodes = (ctx, other)
+    await asyncio.gather(
+        *(groups.join(nodes[n % 2], user, gid) for n, user in enumerate(people[1:]))
+    )
+    assert (await groups.info(ctx, "alice", gid))["member_count"] == 17
+    await asyncio.gather(
+        *(groups.leave(nodes[n % 2], user, gid) for n, user in enumerate(people[1:9]))
+    )
+    info = await groups.info(other, "alice", gid)
+    assert info["member_count"] == 9 == len(await groups.members(ctx, "alice", gid))
 
 
 async def test_group_ids_are_unique_and_checked(ctx: Context, users: Users) -> None:

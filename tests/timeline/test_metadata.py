@@ -3,6 +3,7 @@ find_meta by prefix and field equality, with paging."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -51,6 +52,49 @@ async def test_update_with_none_removes_a_key(store: Store) -> None:
     merged = await store.update_meta("group:g", {"topic": None, "missing": None, "size": 5})
     assert merged == {"name": "Rust", "size": 5}
     assert await store.get_meta("group:g") == merged
+
+
+async def test_update_adds_to_counters_atomically(store: Store) -> None:
+    merged = await store.update_meta("group:g", {"name": "Rust"}, add={"members": 2})
+    assert merged == {"name": "Rust", "members": 2}
+    merged = await store.update_meta("group:g", {"roster": "a1"}, add={"members": -1, "posts": 5})
+    assert merged == {"name": "Rust", "members": 1, "roster": "a1", "posts": 5}
+    assert await store.get_meta("group:g") == merged
+
+
+async def test_concurrent_additions_from_two_stores_are_never_lost(
+    store_factory: StoreFactory,
+) -> None:
+    """Two nodes (stores on one database) adding to one counter at once."""
+    first, second = await store_factory(), await store_factory()
+    await first.put_meta("group:g", {"members": 0})
+
+    async def join(store: Store, times: int) -> None:
+        for _ in range(times):
+            await store.update_meta("group:g", {}, add={"members": 1})
+
+    await asyncio.gather(*(join(store, 10) for store in (first, second) for _ in range(3)))
+    assert await second.get_meta("group:g") == {"members": 60}
+
+
+@pytest.mark.parametrize(
+    ("fields", "add"),
+    [
+        ({"members": 3}, {"members": 1}),  # set and added at once
+        ({}, {"members": 1.5}),
+        ({}, {"members": True}),
+        ({}, {"members": "1"}),
+        ({}, {"members": 2**53}),
+        ({}, {"name": 1}),  # holds a string
+    ],
+)
+async def test_bad_additions_are_refused_and_change_nothing(
+    store: Store, fields: dict[str, Any], add: dict[str, Any]
+) -> None:
+    await store.put_meta("group:g", {"name": "Rust", "members": 2})
+    with pytest.raises(InvalidInput):
+        await store.update_meta("group:g", fields, add=add)
+    assert await store.get_meta("group:g") == {"name": "Rust", "members": 2}
 
 
 async def test_update_replaces_nested_values_whole(store: Store) -> None:

@@ -235,9 +235,8 @@ async def _admit(
     for user in users:
         await ctx.store.put_meta(f"membership:{user}:{gid}", record)
         await ctx.store.put_meta(f"member:{gid}:{user}", {"role": role})
-    count = group["member_count"] + len(users)
     ctx.push_audiences.pop(gid, None)
-    await ctx.store.update_meta(names.group(gid), {"member_count": count, **_next_roster(group)})
+    await ctx.store.update_meta(names.group(gid), _next_roster(), add={"member_count": len(users)})
     for start in range(0, len(users), ANNOUNCE_USERS):
         chunk = users[start : start + ANNOUNCE_USERS]
         await _announce(ctx, gid, {"event": event, "users": chunk, "by": by, "role": role})
@@ -246,18 +245,16 @@ async def _admit(
 async def _dismiss(ctx: Context, gid: str, user: str, *, by: str, event: str) -> None:
     """End a membership: stop fan-out to the user first, then announce it to the
     remaining members and to the user, whose history ends at the announcement."""
-    group = await ctx.group_record(gid)
+    await ctx.group_record(gid)  # NotFound for a group that is gone
     ctx.push_audiences.pop(gid, None)
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"active": False})
     await ctx.store.delete_meta(f"member:{gid}:{user}")
-    await ctx.store.update_meta(
-        names.group(gid), {"member_count": group["member_count"] - 1, **_next_roster(group)}
-    )
+    await ctx.store.update_meta(names.group(gid), _next_roster(), add={"member_count": -1})
     seq = await _announce(ctx, gid, {"event": event, "user": user, "by": by}, direct=(user,))
     await ctx.store.update_meta(f"membership:{user}:{gid}", {"left_seq": seq})
 
 
-def _next_roster(group: dict[str, Any]) -> dict[str, str]:
+def _next_roster() -> dict[str, str]:
     """A new roster version: senders reuse a member list while it is unchanged.
 
     A random token, not a counter: two nodes changing one group at once would

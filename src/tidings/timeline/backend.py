@@ -81,8 +81,12 @@ class Backend(Protocol):
 
     async def put_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> None: ...
 
-    async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge ``fields`` (None removes a key), creating the record if absent."""
+    async def update_meta(
+        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+    ) -> dict[str, Any]:
+        """Merge ``fields`` (None removes a key) and add ``add``'s numbers to
+        their fields (absent counts as 0), atomically, creating the record if
+        absent."""
 
     async def delete_meta(self, timeline_id: str) -> None: ...
 

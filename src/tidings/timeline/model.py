@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ..errors import InvalidInput
+
 Message = dict[str, Any]
+
+
+def merged_record(
+    record: Mapping[str, Any] | None, fields: Mapping[str, Any], add: Mapping[str, int]
+) -> dict[str, Any]:
+    """A metadata record after ``Store.update_meta(fields, add=add)``.
+
+    Raises:
+        InvalidInput: a field to add to holds something other than an integer.
+    """
+    merged = dict(record or {})
+    for key, value in fields.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    for key, delta in add.items():
+        current = merged.get(key, 0)
+        if not isinstance(current, int) or isinstance(current, bool):
+            raise InvalidInput(f"cannot add to {key!r}: it holds {current!r}", field="add")
+        merged[key] = current + delta
+    return merged
 
 
 class Direction(StrEnum):

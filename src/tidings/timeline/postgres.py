@@ -41,7 +41,7 @@ import orjson
 from ..errors import InvalidInput, TidingsError, Unavailable
 from . import postgres_search as search_sql
 from . import reindexing
-from .model import Batch, EncodedAppend, Entry, Message, Page
+from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 
@@ -438,20 +438,37 @@ class PostgresBackend:
             if self.search_config is not None:
                 await search_sql.put_meta_text(conn, self.search_config, timeline_id, fields)
 
-    async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_meta(
+        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+    ) -> dict[str, Any]:
         kept = {key: value for key, value in fields.items() if value is not None}
         removed = [key for key, value in fields.items() if value is None]
         async with self._connection() as conn, conn.transaction():
-            text = await conn.fetchval(
-                "INSERT INTO meta AS m (id, fields) VALUES ($1, $2::jsonb)"
-                " ON CONFLICT (id) DO UPDATE"
-                " SET fields = (m.fields || excluded.fields) - $3::text[]"
-                " RETURNING fields",
-                timeline_id,
-                _json_text(kept),
-                removed,
-            )
-            merged = _json_object(text)
+            if add:  # read, add and write back under the row's lock
+                await conn.execute(
+                    "INSERT INTO meta (id, fields) VALUES ($1, '{}') ON CONFLICT DO NOTHING",
+                    timeline_id,
+                )
+                current = await conn.fetchval(
+                    "SELECT fields FROM meta WHERE id = $1 FOR UPDATE", timeline_id
+                )
+                merged = merged_record(_json_object(current), fields, add)
+                await conn.execute(
+                    "UPDATE meta SET fields = $2::jsonb WHERE id = $1",
+                    timeline_id,
+                    _json_text(merged),
+                )
+            else:
+                text = await conn.fetchval(
+                    "INSERT INTO meta AS m (id, fields) VALUES ($1, $2::jsonb)"
+                    " ON CONFLICT (id) DO UPDATE"
+                    " SET fields = (m.fields || excluded.fields) - $3::text[]"
+                    " RETURNING fields",
+                    timeline_id,
+                    _json_text(kept),
+                    removed,
+                )
+                merged = _json_object(text)
             if self.search_config is not None:
                 await search_sql.put_meta_text(conn, self.search_config, timeline_id, merged)
         return merged

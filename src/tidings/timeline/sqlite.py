@@ -38,7 +38,7 @@ import orjson
 
 from ..errors import InvalidInput, Unavailable
 from . import reindexing
-from .model import Batch, EncodedAppend, Entry, Message, Page
+from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
 from .sqlite_commit import Job, commit, deliver
@@ -461,15 +461,12 @@ class SQLiteBackend:
 
         await self._write(write)
 
-    async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_meta(
+        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+    ) -> dict[str, Any]:
         def write(conn: sqlite3.Connection) -> dict[str, Any]:
             row = conn.execute("SELECT fields FROM meta WHERE id = ?", (timeline_id,)).fetchone()
-            merged: dict[str, Any] = {} if row is None else orjson.loads(row[0])
-            for key, value in fields.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
+            merged = merged_record(None if row is None else orjson.loads(row[0]), fields, add)
             conn.execute(
                 "INSERT INTO meta (id, fields) VALUES (?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET fields = excluded.fields",

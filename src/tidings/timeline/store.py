@@ -319,12 +319,34 @@ class Store:
         self.encode(fields)
         await self.backend.put_meta(timeline_id, fields)
 
-    async def update_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_meta(
+        self,
+        timeline_id: str,
+        fields: Mapping[str, Any],
+        *,
+        add: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
         """Merge ``fields`` into the record (a None value removes that key),
-        creating it when absent. Returns the merged record."""
+        creating it when absent. Returns the merged record.
+
+        ``add`` adds integers to fields (a counter: ``{"members": 1}``; an
+        absent field counts as 0) in the same atomic step, so concurrent
+        updates, from other nodes too, never lose one another's additions.
+
+        Raises:
+            InvalidInput: ``add`` names a field ``fields`` also sets, or holds
+                something other than an integer; a field to add to holds
+                something other than an integer.
+        """
         _check_timeline_id(timeline_id)
         self.encode(fields)
-        return await self.backend.update_meta(timeline_id, fields)
+        add = dict(add or {})
+        for key, delta in add.items():
+            if not isinstance(key, str) or key in fields:
+                raise InvalidInput(f"cannot add to {key!r}: it is set too", field="add")
+            if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) >= 2**53:
+                raise InvalidInput(f"{key!r} takes an integer to add", field="add")
+        return await self.backend.update_meta(timeline_id, fields, add)
 
     async def delete_meta(self, timeline_id: str) -> None:
         """Remove the record; absent is not an error."""
