@@ -184,18 +184,23 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": latency,
         "backlog": args.backlog,
         "latency_ms_backlog": backlog_latency,
-        "sends_per_s_index_on": round(sends["on"]),
-        "sends_per_s_index_off": round(sends["off"]),
-        "send_ratio_on_over_off": round(sends["on"] / sends["off"], 3),
-        "index_overhead": round(1 - sends["on"] / sends["off"], 3),
+        **_send_figures("", sends),
         "im_users": args.im_users,
         "im_dms": dms,
-        "im_sends_per_s_index_on": round(im_sends["on"]),
-        "im_sends_per_s_index_off": round(im_sends["off"]),
-        "im_send_ratio_on_over_off": round(im_sends["on"] / im_sends["off"], 3),
-        "im_index_overhead": round(1 - im_sends["on"] / im_sends["off"], 3),
+        **_send_figures("im_", im_sends),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}",
+    }
+
+
+def _send_figures(prefix: str, rates: dict[str, float]) -> dict[str, Any]:
+    """The report's figures of one send probe (``rates`` with the index on and off)."""
+    ratio = rates["on"] / rates["off"]
+    return {
+        f"{prefix}sends_per_s_index_on": round(rates["on"]),
+        f"{prefix}sends_per_s_index_off": round(rates["off"]),
+        f"{prefix}send_ratio_on_over_off": round(ratio, 3),
+        f"{prefix}index_overhead": round(1 - ratio, 3),
     }
 
 
@@ -444,15 +449,9 @@ def describe(report: dict[str, Any]) -> str:
         "",
         f"{'query':12}{'p50 ms':>10}{'p99 ms':>10}{'hits':>8}",
     ]
-    for kind, figures in report["latency_ms"].items():
-        lines.append(
-            f"{kind:12}{figures['p50']:>10.2f}{figures['p99']:>10.2f}{figures['mean_hits']:>8.1f}"
-        )
+    lines += _latency_lines(report["latency_ms"])
     lines += ["", f"after {report['backlog']:,} more messages (not yet merged into the index):"]
-    for kind, figures in report["latency_ms_backlog"].items():
-        lines.append(
-            f"{kind:12}{figures['p50']:>10.2f}{figures['p99']:>10.2f}{figures['mean_hits']:>8.1f}"
-        )
+    lines += _latency_lines(report["latency_ms_backlog"])
     lines += [
         "",
         f"storage sends/s (append_many, {SENDERS} senders, durable): "
@@ -466,3 +465,10 @@ def describe(report: dict[str, Any]) -> str:
         f"(overhead {report['im_index_overhead']:.1%})",
     ]
     return "\n".join(lines)
+
+
+def _latency_lines(latency: dict[str, dict[str, float]]) -> list[str]:
+    return [
+        f"{kind:12}{figures['p50']:>10.2f}{figures['p99']:>10.2f}{figures['mean_hits']:>8.1f}"
+        for kind, figures in latency.items()
+    ]

@@ -514,12 +514,13 @@ class PostgresBackend:
             return []
         args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
         return await search_sql.search(
-            functools.partial(self._read, "fetch"),
-            lambda sql, *args: self._reading(
-                lambda conn: search_sql.fetch_custom_planned(conn, sql, *args)
-            ),
-            args,
+            functools.partial(self._read, "fetch"), self._read_custom_planned, args
         )
+
+    async def _read_custom_planned(self, sql: str, *args: Any) -> Any:
+        """``_read("fetch", …)`` planned for these arguments (see
+        ``postgres_search.fetch_custom_planned``)."""
+        return await self._reading(lambda conn: search_sql.fetch_custom_planned(conn, sql, *args))
 
     async def search_meta(
         self, kind: str, query: str, limit: int
