@@ -40,11 +40,21 @@ NODE_ENV = {
 START_TIMEOUT = 30.0
 
 
+# Ports handed out by free_port in this process.
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port that nothing listens on now, never the same one twice
+    in this process (the kernel may hand a just-closed port out again, and a
+    cluster takes ten of them before any server binds)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = START_TIMEOUT) -> None:
