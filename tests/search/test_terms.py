@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import random
 
-from tidings.timeline.search import MAX_TERMS, parse_query, terms, tsquery, tsvector
+from tidings.timeline.search import (
+    MAX_TERMS,
+    index_key,
+    parse_query,
+    terms,
+    tsquery,
+    tsvector,
+)
 
 
 def test_unspaced_runs_give_bigrams_then_their_last_character() -> None:
@@ -16,6 +23,13 @@ def test_tsvector_numbers_the_terms_and_tsquery_makes_phrases_and_prefixes() -> 
     assert tsvector("梧桐树 Go") == "'梧桐':1 '桐树':2 '树':3 'go':4"
     assert tsquery(parse_query("群")) == "('群':*)"
     assert tsquery(parse_query("梧桐树 IM开发")) == "('梧桐' <-> '桐树') & ('im' <-> '开发')"
+
+
+def test_index_key_is_every_distinct_lexeme_of_the_phrases_or_none_without_a_phrase() -> None:
+    assert index_key(parse_query("是是是是 wor")) == "'是是' & 'wor':*"
+    assert index_key(parse_query("梧桐树 IM开发")) == "'梧桐' & '桐树' & 'im' & '开发'"
+    assert index_key(parse_query("群 hello wor")) is None  # one term a phrase: tsquery itself
+    assert index_key([]) is None
 
 
 def test_terms_hold_letters_and_digits_only_so_quoting_needs_no_escapes() -> None:

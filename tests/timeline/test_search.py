@@ -115,6 +115,7 @@ async def every_page(store: Store, query: str) -> list[str]:
         ("東京", ["group:b#2"]),  # Japanese
         ("タワー", ["group:b#2"]),
         ("梧凤", []),  # characters that are not adjacent
+        ("IM模型", []),  # terms in the text, but not as this phrase
         ("hello nothing", []),
         ("凤凰树", []),
     ],

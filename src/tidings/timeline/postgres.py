@@ -43,7 +43,7 @@ from . import postgres_search as search_sql
 from . import reindexing
 from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
-from .search import Candidate, Phrase, Scope, SearchConfig
+from .search import Candidate, Phrase, Scope, SearchConfig, index_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -514,7 +514,10 @@ class PostgresBackend:
             return []
         args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
         return await search_sql.search(
-            functools.partial(self._read, "fetch"), self._read_custom_planned, args
+            functools.partial(self._read, "fetch"),
+            self._read_custom_planned,
+            args,
+            index_key(phrases),
         )
 
     async def _read_custom_planned(self, sql: str, *args: Any) -> Any:

@@ -169,13 +169,23 @@ def fts5_query(phrases: Sequence[Phrase]) -> str:
 def tsquery(phrases: Sequence[Phrase]) -> str:
     """A PostgreSQL ``tsquery`` text: quoted lexemes, ``<->`` within a phrase,
     ``:*`` on a last term that is a prefix (as ``群:*``, a lone character)."""
-    parts = []
-    for p in phrases:
-        lexemes = [f"'{term}'" for term in p.terms]  # letters and digits: no escaping
-        if p.prefix:
-            lexemes[-1] += ":*"
-        parts.append("(" + " <-> ".join(lexemes) + ")")
-    return " & ".join(parts)
+    return " & ".join("(" + " <-> ".join(_lexemes(p)) + ")" for p in phrases)
+
+
+def index_key(phrases: Sequence[Phrase]) -> str | None:
+    """The distinct lexemes of :func:`tsquery` ``phrases`` joined by ``&`` (what
+    a document must hold to match them), or None when that is the same query
+    (no phrase of several terms)."""
+    if all(len(p.terms) == 1 for p in phrases):
+        return None
+    return " & ".join(dict.fromkeys(lexeme for p in phrases for lexeme in _lexemes(p)))
+
+
+def _lexemes(p: Phrase) -> list[str]:
+    lexemes = [f"'{term}'" for term in p.terms]  # letters and digits: no escaping
+    if p.prefix:
+        lexemes[-1] += ":*"
+    return lexemes
 
 
 def tsvector(text: str) -> str:
