@@ -4,6 +4,7 @@ find_meta by prefix and field equality, with paging."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
@@ -77,23 +78,53 @@ async def test_concurrent_additions_from_two_stores_are_never_lost(
     assert await second.get_meta("group:g") == {"members": 60}
 
 
+async def test_highest_only_raises_a_field(store: Store) -> None:
+    merged = await store.update_meta("read:u:c", {}, highest={"seq": 5})  # absent: takes it
+    assert merged == {"seq": 5}
+    assert await store.update_meta("read:u:c", {}, highest={"seq": 3}) == {"seq": 5}
+    merged = await store.update_meta("read:u:c", {"at": "x"}, add={"n": 1}, highest={"seq": 9})
+    assert merged == {"seq": 9, "at": "x", "n": 1} == await store.get_meta("read:u:c")
+
+
+async def test_concurrent_raises_from_two_stores_keep_the_highest(
+    store_factory: StoreFactory,
+) -> None:
+    """Two nodes moving one mark forward at once, in any order: it ends at the
+    highest value any of them wrote, never at a later, lower one."""
+    first, second = await store_factory(), await store_factory()
+    values = list(range(1, 41))
+    random.Random(5).shuffle(values)
+    await asyncio.gather(
+        *(
+            (first, second)[n % 2].update_meta("read:u:c", {}, highest={"seq": value})
+            for n, value in enumerate(values)
+        )
+    )
+    assert await first.get_meta("read:u:c") == {"seq": 40}
+
+
 @pytest.mark.parametrize(
-    ("fields", "add"),
+    ("fields", "add", "highest"),
     [
-        ({"members": 3}, {"members": 1}),  # set and added at once
-        ({}, {"members": 1.5}),
-        ({}, {"members": True}),
-        ({}, {"members": "1"}),
-        ({}, {"members": 2**53}),
-        ({}, {"name": 1}),  # holds a string
+        ({"members": 3}, {"members": 1}, {}),  # set and added at once
+        ({"members": 3}, {}, {"members": 1}),  # set and raised at once
+        ({}, {"members": 1}, {"members": 1}),  # added and raised at once
+        ({}, {"members": 1.5}, {}),
+        ({}, {"members": True}, {}),
+        ({}, {"members": "1"}, {}),
+        ({}, {"members": 2**53}, {}),
+        ({}, {}, {"members": 2.5}),
+        ({}, {}, {"members": -(2**53)}),
+        ({}, {"name": 1}, {}),  # holds a string
+        ({}, {}, {"name": 1}),
     ],
 )
-async def test_bad_additions_are_refused_and_change_nothing(
-    store: Store, fields: dict[str, Any], add: dict[str, Any]
+async def test_bad_additions_and_raises_are_refused_and_change_nothing(
+    store: Store, fields: dict[str, Any], add: dict[str, Any], highest: dict[str, Any]
 ) -> None:
     await store.put_meta("group:g", {"name": "Rust", "members": 2})
     with pytest.raises(InvalidInput):
-        await store.update_meta("group:g", fields, add=add)
+        await store.update_meta("group:g", fields, add=add, highest=highest)
     assert await store.get_meta("group:g") == {"name": "Rust", "members": 2}
 
 

@@ -14,6 +14,7 @@ in front of it does) and knows no clock (times are passed in). Its contract:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from .model import Batch, EncodedAppend, Entry, Message, Page
@@ -82,11 +83,14 @@ class Backend(Protocol):
     async def put_meta(self, timeline_id: str, fields: Mapping[str, Any]) -> None: ...
 
     async def update_meta(
-        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+        self,
+        timeline_id: str,
+        fields: Mapping[str, Any],
+        add: Mapping[str, int],
+        highest: Mapping[str, int],
     ) -> dict[str, Any]:
-        """Merge ``fields`` (None removes a key) and add ``add``'s numbers to
-        their fields (absent counts as 0), atomically, creating the record if
-        absent."""
+        """The record after ``model.merged_record(record, fields, add,
+        highest)``, read and written atomically, created if absent."""
 
     async def delete_meta(self, timeline_id: str) -> None: ...
 
@@ -117,6 +121,10 @@ class Backend(Protocol):
     ) -> list[tuple[str, dict[str, Any]]]:
         """Indexed metadata records ``kind:*`` whose folded text contains the
         normalised ``query``: records with a value starting with it first, then by id."""
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Held by one holder at a time per key, among every store on this
+        database (see :mod:`tidings.timeline.locks`)."""
 
     async def reindex(self, *, full: bool, progress: Progress | None) -> ReindexCounts:
         """Rebuild the search index from the stored entries and metadata records

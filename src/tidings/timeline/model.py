@@ -13,12 +13,16 @@ Message = dict[str, Any]
 
 
 def merged_record(
-    record: Mapping[str, Any] | None, fields: Mapping[str, Any], add: Mapping[str, int]
+    record: Mapping[str, Any] | None,
+    fields: Mapping[str, Any],
+    add: Mapping[str, int],
+    highest: Mapping[str, int],
 ) -> dict[str, Any]:
-    """A metadata record after ``Store.update_meta(fields, add=add)``.
+    """A metadata record after ``Store.update_meta(fields, add=add, highest=highest)``.
 
     Raises:
-        InvalidInput: a field to add to holds something other than an integer.
+        InvalidInput: a field to add to or raise holds something other than an
+            integer.
     """
     merged = dict(record or {})
     for key, value in fields.items():
@@ -26,11 +30,15 @@ def merged_record(
             merged.pop(key, None)
         else:
             merged[key] = value
-    for key, delta in add.items():
-        current = merged.get(key, 0)
-        if not isinstance(current, int) or isinstance(current, bool):
-            raise InvalidInput(f"cannot add to {key!r}: it holds {current!r}", field="add")
-        merged[key] = current + delta
+    for argument, changes in (("add", add), ("highest", highest)):
+        for key, value in changes.items():
+            current = merged.get(key)
+            if current is None:
+                merged[key] = value
+            elif not isinstance(current, int) or isinstance(current, bool):
+                raise InvalidInput(f"{key!r} holds {current!r}, not an integer", field=argument)
+            else:
+                merged[key] = current + value if argument == "add" else max(current, value)
     return merged
 
 

@@ -32,6 +32,7 @@ import functools
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,8 +40,8 @@ import asyncpg
 import orjson
 
 from ..errors import InvalidInput, TidingsError, Unavailable
+from . import locks, reindexing
 from . import postgres_search as search_sql
-from . import reindexing
 from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig, index_key
@@ -182,7 +183,9 @@ class PostgresBackend:
 
     Args:
         url: a libpq-style URL, ``postgresql://user@host:port/database``.
-        min_connections, max_connections: the connection pool's bounds.
+        min_connections, max_connections: the connection pool's bounds; at
+            least 2 connections (a named lock keeps one while its holder
+            works on another).
     """
 
     def __init__(
@@ -193,11 +196,15 @@ class PostgresBackend:
         max_connections: int = MAX_CONNECTIONS,
         search: SearchConfig | None = None,
     ) -> None:
+        if max_connections < 2:
+            raise InvalidInput("a PostgreSQL store needs at least 2 connections")
         self.url = url
         self.search_config = search
         self.min_connections = min_connections
         self.max_connections = max_connections
         self._pool: Any = None
+        # Named locks hold a connection each: at most half of the pool.
+        self._lock_slots = asyncio.Semaphore(max(1, max_connections // 2))
         self._queue: deque[_Job] = deque()
         # Callers beyond this many writers queue their batches, and the next free
         # writer takes them together (see WRITER_SHARE).
@@ -439,12 +446,16 @@ class PostgresBackend:
                 await search_sql.put_meta_text(conn, self.search_config, timeline_id, fields)
 
     async def update_meta(
-        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+        self,
+        timeline_id: str,
+        fields: Mapping[str, Any],
+        add: Mapping[str, int],
+        highest: Mapping[str, int],
     ) -> dict[str, Any]:
         kept = {key: value for key, value in fields.items() if value is not None}
         removed = [key for key, value in fields.items() if value is None]
         async with self._connection() as conn, conn.transaction():
-            if add:  # read, add and write back under the row's lock
+            if add or highest:  # read, change and write back under the row's lock
                 await conn.execute(
                     "INSERT INTO meta (id, fields) VALUES ($1, '{}') ON CONFLICT DO NOTHING",
                     timeline_id,
@@ -452,7 +463,7 @@ class PostgresBackend:
                 current = await conn.fetchval(
                     "SELECT fields FROM meta WHERE id = $1 FOR UPDATE", timeline_id
                 )
-                merged = merged_record(_json_object(current), fields, add)
+                merged = merged_record(_json_object(current), fields, add, highest)
                 await conn.execute(
                     "UPDATE meta SET fields = $2::jsonb WHERE id = $1",
                     timeline_id,
@@ -472,6 +483,9 @@ class PostgresBackend:
             if self.search_config is not None:
                 await search_sql.put_meta_text(conn, self.search_config, timeline_id, merged)
         return merged
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        return locks.advisory(self._connection, self._lock_slots, key)
 
     async def delete_meta(self, timeline_id: str) -> None:
         async with self._connection() as conn:

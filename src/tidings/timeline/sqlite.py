@@ -32,12 +32,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import orjson
 
 from ..errors import InvalidInput, Unavailable
-from . import reindexing
+from . import locks, reindexing
 from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig
@@ -462,11 +463,16 @@ class SQLiteBackend:
         await self._write(write)
 
     async def update_meta(
-        self, timeline_id: str, fields: Mapping[str, Any], add: Mapping[str, int]
+        self,
+        timeline_id: str,
+        fields: Mapping[str, Any],
+        add: Mapping[str, int],
+        highest: Mapping[str, int],
     ) -> dict[str, Any]:
         def write(conn: sqlite3.Connection) -> dict[str, Any]:
             row = conn.execute("SELECT fields FROM meta WHERE id = ?", (timeline_id,)).fetchone()
-            merged = merged_record(None if row is None else orjson.loads(row[0]), fields, add)
+            record = None if row is None else orjson.loads(row[0])
+            merged = merged_record(record, fields, add, highest)
             conn.execute(
                 "INSERT INTO meta (id, fields) VALUES (?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET fields = excluded.fields",
@@ -477,6 +483,9 @@ class SQLiteBackend:
             return merged
 
         return await self._write(write)
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        return locks.local(os.path.abspath(self.path), key)
 
     async def delete_meta(self, timeline_id: str) -> None:
         def write(conn: sqlite3.Connection) -> None:

@@ -12,6 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -325,28 +326,51 @@ class Store:
         fields: Mapping[str, Any],
         *,
         add: Mapping[str, int] | None = None,
+        highest: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         """Merge ``fields`` into the record (a None value removes that key),
         creating it when absent. Returns the merged record.
 
         ``add`` adds integers to fields (a counter: ``{"members": 1}``; an
-        absent field counts as 0) in the same atomic step, so concurrent
-        updates, from other nodes too, never lose one another's additions.
+        absent field counts as 0), and ``highest`` raises fields to at least
+        the given integers (a mark that only moves forward: ``{"seq": 12}``; an
+        absent field takes the value), in the same atomic step, so concurrent
+        updates, from other nodes too, never lose one another's changes.
 
         Raises:
-            InvalidInput: ``add`` names a field ``fields`` also sets, or holds
-                something other than an integer; a field to add to holds
-                something other than an integer.
+            InvalidInput: ``add`` or ``highest`` names a field that is set or
+                changed otherwise too, or holds something other than an
+                integer; a field to change holds something other than an
+                integer.
         """
         _check_timeline_id(timeline_id)
         self.encode(fields)
-        add = dict(add or {})
-        for key, delta in add.items():
-            if not isinstance(key, str) or key in fields:
-                raise InvalidInput(f"cannot add to {key!r}: it is set too", field="add")
-            if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) >= 2**53:
-                raise InvalidInput(f"{key!r} takes an integer to add", field="add")
-        return await self.backend.update_meta(timeline_id, fields, add)
+        add, highest = dict(add or {}), dict(highest or {})
+        for argument, changes, others in (("add", add, highest), ("highest", highest, add)):
+            for key, value in changes.items():
+                if not isinstance(key, str) or key in fields or key in others:
+                    raise InvalidInput(f"{key!r} is changed twice", field=argument)
+                if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**53:
+                    raise InvalidInput(f"{key!r} takes an integer", field=argument)
+        return await self.backend.update_meta(timeline_id, fields, add, highest)
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """An async context manager held by one holder at a time per ``key``,
+        among every store on this database: in this process and, on
+        PostgreSQL, on every node (an advisory lock). For read-modify-write
+        steps that an atomic update cannot express, such as "add the user
+        unless already a member, and only while the group has room".
+
+        Hold it briefly: on PostgreSQL it keeps a pooled connection, and a
+        holder waits at most ``locks.ADVISORY_WAIT_S`` (then Unavailable).
+        Not reentrant.
+
+        Raises:
+            InvalidInput: ``key`` is not a non-empty string.
+        """
+        if not isinstance(key, str) or not key:
+            raise InvalidInput("a lock key is a non-empty string", field="key")
+        return self.backend.lock(key)
 
     async def delete_meta(self, timeline_id: str) -> None:
         """Remove the record; absent is not an error."""
