@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -43,6 +44,45 @@ async def test_joins_and_leaves_on_two_nodes_at_once_all_count(ctx: Context, use
     )
     info = await groups.info(other, "alice", gid)
     assert info["member_count"] == 9 == len(await groups.members(ctx, "alice", gid))
+
+
+async def test_a_user_admitted_on_two_nodes_at_once_is_one_member(
+    ctx: Context, users: Users
+) -> None:
+    """Joining on one node while an admin adds the same user on another: one
+    membership, counted once, announced once."""
+    people = await users("alice", *(f"user{n}" for n in range(6)))
+    gid = (await groups.create(ctx, "alice", "open door", type="open"))["id"]
+    other = Context(ctx.store, ctx.settings)
+    await asyncio.gather(
+        *(groups.join(ctx, user, gid) for user in people[1:]),
+        *(groups.add_members(other, "alice", gid, [user]) for user in people[1:]),
+    )
+    info = await groups.info(ctx, "alice", gid)
+    assert info["member_count"] == 7 == len(await groups.members(ctx, "alice", gid))
+    page = await ctx.store.scan(f"group:{gid}", limit=100)
+    admitted = [
+        user
+        for entry in page.entries
+        if entry.message.get("event") in ("joined", "added")
+        for user in entry.message["users"]
+    ]
+    assert sorted(admitted) == sorted(people[1:])
+
+
+async def test_the_member_cap_holds_when_nodes_admit_at_once(ctx: Context, users: Users) -> None:
+    people = await users("alice", *(f"user{n}" for n in range(10)))
+    settings = dataclasses.replace(ctx.settings, max_group_members=5)
+    nodes = (Context(ctx.store, settings), Context(ctx.store, settings))
+    gid = (await groups.create(nodes[0], "alice", "small", type="open"))["id"]
+    outcomes = await asyncio.gather(
+        *(groups.join(nodes[n % 2], user, gid) for n, user in enumerate(people[1:])),
+        return_exceptions=True,
+    )
+    assert sum(outcome is None for outcome in outcomes) == 4
+    assert all(isinstance(o, Conflict) for o in outcomes if o is not None)
+    info = await groups.info(ctx, "alice", gid)
+    assert info["member_count"] == 5 == len(await groups.members(ctx, "alice", gid))
 
 
 async def test_group_ids_are_unique_and_checked(ctx: Context, users: Users) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import random
+
 import pytest
 from im_harness import Clock, Users, device, drain, texts
 
@@ -86,6 +89,25 @@ async def test_unread_counts_skip_own_messages_and_clear_on_read(
     assert await unread(ctx, "bob") == {conversation: 1}
     assert await sync.mark_read(ctx, "bob", conversation, 1) == 2  # forward only
     await sync.mark_read(ctx, "bob", conversation, 4)
+    assert await unread(ctx, "bob") == {conversation: 0}
+
+
+async def test_read_marks_from_two_nodes_at_once_only_move_forward(
+    ctx: Context, users: Users
+) -> None:
+    """Two devices of one user, on two nodes, marking different points at once:
+    the mark ends at the furthest, never at a later-written lesser one."""
+    await users("alice", "bob")
+    conversation = names.dm("alice", "bob")
+    for n in range(12):
+        await messaging.send(ctx, "alice", conversation, text=f"m{n}")
+    other = Context(ctx.store, ctx.settings)
+    marks = list(range(1, 13))
+    random.Random(3).shuffle(marks)
+    await asyncio.gather(
+        *(sync.mark_read((ctx, other)[n % 2], "bob", conversation, s) for n, s in enumerate(marks))
+    )
+    assert await sync.mark_read(other, "bob", conversation, 1) == 12
     assert await unread(ctx, "bob") == {conversation: 0}
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,19 +53,22 @@ class Context:
     # Direct messages recently allowed (see access.check_dm_allowed):
     # recipient -> sender -> allowed until (store clock)
     dm_allowed: dict[str, dict[str, float]] = field(default_factory=dict)
-    # Read-modify-write steps (a group's membership, a user's read marks) are
-    # serialised in-process, one lock per key ("group:<gid>", "read:<user>").
-    # Held weakly: a lock lives while some coroutine holds or waits for it.
+    # Read-modify-write steps (a group's membership) hold a lock per key
+    # ("group:<gid>"): this process's first, so that one task per process
+    # waits for the store's, which every node respects. Held weakly: a lock
+    # lives while some coroutine holds or waits for it.
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary
     )
 
-    def lock(self, key: str) -> asyncio.Lock:
-        """The in-process lock of ``key`` (e.g. ``group:<gid>``, ``read:<user>``)."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key`` (e.g. ``group:<gid>``) on every node."""
+        local = self._locks.get(key)
+        if local is None:
+            local = self._locks[key] = asyncio.Lock()
+        async with local, self.store.lock(key):
+            yield
 
     async def records(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """Every metadata record whose id starts with ``prefix``, in id order,

@@ -173,11 +173,14 @@ async def mark_read(ctx: Context, user: str, conversation: str, seq: int) -> int
     head = await ctx.store.last_seq(conversation)
     seq = min(seq, head, window.last if window.last is not None else head)
     key = f"read:{user}:{conversation}"
-    async with ctx.lock(f"read:{user}"):
-        current = int((await ctx.store.get_meta(key) or {}).get("seq", 0))
-        if seq <= current:
-            return current
-        await ctx.store.put_meta(key, {"seq": seq})
+    current = int((await ctx.store.get_meta(key) or {}).get("seq", 0))
+    if seq <= current:
+        return current
+    # Raised, not set: a device marking further at the same moment, on this
+    # node or another, is never moved back.
+    mark = int((await ctx.store.update_meta(key, {}, highest={"seq": seq}))["seq"])
+    if mark > seq:
+        return mark  # that device's event goes out
     entry = await ctx.store.append(
         names.inbox(user), {"type": "read", "conversation": conversation, "seq": seq}
     )
