@@ -117,6 +117,7 @@ async def test_concurrent_raises_from_two_stores_keep_the_highest(
         ({}, {}, {"members": -(2**53)}),
         ({}, {"name": 1}, {}),  # holds a string
         ({}, {}, {"name": 1}),
+        ({}, {1: 1}, {}),  # not a field name
     ],
 )
 async def test_bad_additions_and_raises_are_refused_and_change_nothing(

@@ -348,7 +348,9 @@ class Store:
         add, highest = dict(add or {}), dict(highest or {})
         for argument, changes, others in (("add", add, highest), ("highest", highest, add)):
             for key, value in changes.items():
-                if not isinstance(key, str) or key in fields or key in others:
+                if not isinstance(key, str):
+                    raise InvalidInput("field names are strings", field=argument)
+                if key in fields or key in others:
                     raise InvalidInput(f"{key!r} is changed twice", field=argument)
                 if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**53:
                     raise InvalidInput(f"{key!r} takes an integer", field=argument)
