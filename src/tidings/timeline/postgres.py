@@ -206,6 +206,7 @@ class PostgresBackend:
         # Named locks hold a connection each: at most half of the pool.
         self._lock_slots = asyncio.Semaphore(max(1, max_connections // 2))
         self._queue: deque[_Job] = deque()
+        self._lexemes = search_sql.LexemeStats()
         # Callers beyond this many writers queue their batches, and the next free
         # writer takes them together (see WRITER_SHARE).
         self._writers = asyncio.Semaphore(max(1, int(max_connections * WRITER_SHARE)))
@@ -527,11 +528,14 @@ class PostgresBackend:
         if self.search_config is None:
             return []
         args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+        fetch = functools.partial(self._read, "fetch")
+        await self._lexemes.refresh(fetch)
         return await search_sql.search(
-            functools.partial(self._read, "fetch"),
+            fetch,
             self._read_custom_planned,
             args,
             index_key(phrases),
+            self._lexemes.gin_entries(phrases),
         )
 
     async def _read_custom_planned(self, sql: str, *args: Any) -> Any:

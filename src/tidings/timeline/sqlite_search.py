@@ -125,6 +125,19 @@ class Document(NamedTuple):
     terms: str
 
 
+# Stages a document of a numbered timeline, looking its number up in the same
+# statement (one statement a document: the writer thread takes the GIL back
+# after each, and waits for it while the event loop runs).
+_STAGE = f"""
+INSERT INTO search_pending (id, created_at, facet, body, terms)
+SELECT (num << {SEQ_BITS}) | ?, ?, ?, ?, ? FROM search_timelines WHERE id = ?
+"""
+_STAGE_NEW = f"""
+INSERT INTO search_pending (id, created_at, facet, body, terms)
+VALUES ((? << {SEQ_BITS}) | ?, ?, ?, ?, ?)
+"""
+
+
 class SQLiteSearch:
     """Index writes (run on the writer thread inside the caller's transaction)
     and searches (run on a reader thread)."""
@@ -224,15 +237,9 @@ class SQLiteSearch:
     ) -> None:
         if seq > MAX_INDEXED_SEQ:
             return
-        num = self._num(conn, timeline_id)
-        if num is None:
-            num = _new_num(conn, timeline_id)
-        doc_id = (num << SEQ_BITS) | seq
-        conn.execute(
-            "INSERT INTO search_pending (id, created_at, facet, body, terms)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (doc_id, created_at, document.facet, document.body, document.terms),
-        )
+        values = (seq, created_at, document.facet, document.body, document.terms)
+        if not conn.execute(_STAGE, (*values, timeline_id)).rowcount:
+            conn.execute(_STAGE_NEW, (_new_num(conn, timeline_id), *values))
         self._staged += 1
         if self._staged >= STAGED_DOCS:
             _merge(conn)
