@@ -1,6 +1,7 @@
 """The SQLite backend's storage layout: a fanned-out message is stored once,
 bodies are freed with their last entry, and entries read the same before and
-after they move from the staging table to the main one."""
+after they move from the staging table to the main one; search documents
+staged before a migration survive it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.timeline import Append, Store, open_store
+from tidings.timeline import Append, Scope, SearchConfig, Store, open_store, sqlite_schema
 from tidings.timeline import sqlite as sqlite_backend
 
 INBOXES = [f"inbox:user{n}" for n in range(100)]
@@ -91,3 +92,27 @@ async def test_entries_read_the_same_across_merges(
         assert (await store.append("t:a", {"n": 30})).seq == 31
     finally:
         await store.close()
+
+
+async def test_staged_search_documents_survive_the_migration_to_staging_order(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 7 re-creates ``search_pending`` without a key on ``id``: the
+    documents staged before it are still found, and edited, afterwards."""
+    config = SearchConfig(kinds=("group",))
+    with monkeypatch.context() as before:
+        before.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:6])
+        async with await open_store(f"sqlite:///{db}", search=config, purge_interval=None) as old:
+            for n in range(3):
+                await old.append(f"group:{n}", {"text": f"梧桐 {n}"})
+    assert await count(db, "SELECT count(*) FROM search_pending") == 3
+    async with await open_store(f"sqlite:///{db}", search=config, purge_interval=None) as store:
+        page = await store.search("梧桐", [Scope(f"group:{n}") for n in range(3)])
+        assert [hit.timeline_id for hit in page.hits] == ["group:2", "group:1", "group:0"]
+        await store.update("group:1", 1, {"text": "凤凰"})
+        assert (await store.search("梧桐", [Scope("group:1")])).hits == ()
+        assert len((await store.search("凤凰", [Scope("group:1")])).hits) == 1
+    assert await count(db, "SELECT count(*) FROM search_pending") == 3
+    assert await count(db, "SELECT count(*) FROM schema_migrations WHERE version = 7") == 1
+    key = "SELECT count(*) FROM pragma_table_info('search_pending') WHERE pk > 0"
+    assert await count(db, key) == 0

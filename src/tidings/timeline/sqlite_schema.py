@@ -7,6 +7,7 @@ import sqlite3
 
 from .sqlite_search import FEWER_SEGMENTS as SEARCH_FEWER_SEGMENTS
 from .sqlite_search import MIGRATION as SEARCH_MIGRATION
+from .sqlite_search import STAGED_IN_ORDER as SEARCH_STAGED_IN_ORDER
 from .sqlite_search import TUNING as SEARCH_TUNING
 
 log = logging.getLogger("tidings.timeline.sqlite")
@@ -64,6 +65,8 @@ MIGRATIONS.append(SEARCH_TUNING)
 MIGRATIONS.append(["ALTER TABLE timelines ADD COLUMN last_at REAL NOT NULL DEFAULT 0"])
 # 6: FTS5 merges 8 segments at a time, not 16 (sqlite_search.py).
 MIGRATIONS.append(SEARCH_FEWER_SEGMENTS)
+# 7: staged search documents in staging order, not keyed by id (sqlite_search.py).
+MIGRATIONS.append(SEARCH_STAGED_IN_ORDER)
 
 
 def migrate(conn: sqlite3.Connection) -> None:

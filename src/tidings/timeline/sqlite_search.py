@@ -1,6 +1,6 @@
 """The search index of the SQLite backend: FTS5, written in the entry's commit.
 
-Tables (migration 3):
+Tables (migration 3; 7 re-created ``search_pending``):
 
 - ``search_timelines (num, id)`` gives each indexed timeline a number.
 - ``search_docs (id, created_at, facet, body)``: one row per indexed entry, its
@@ -18,9 +18,10 @@ Tables (migration 3):
   writes a new index segment at every commit and merges segments as they pile
   up, which costs more per document the smaller the commits are; a group commit
   of a few dozen sends would pay that on every commit. New documents are
-  staged here instead (one row each) and moved into ``search_docs`` and
-  ``search_index`` in two statements once ``STAGED_DOCS`` have gathered
-  (inside the commit that reaches the mark).
+  staged here instead (one row each, in staging order: see
+  ``STAGED_IN_ORDER``) and moved into ``search_docs`` and ``search_index``
+  in two statements once ``STAGED_DOCS`` have gathered (inside the commit
+  that reaches the mark).
   Searches read both: staged documents are matched with ``instr`` on their
   space-separated terms, which is exactly an FTS5 phrase match on them.
 - ``search_meta (id, body)``: the folded searchable text of metadata records,
@@ -114,6 +115,30 @@ TUNING: list[str] = [
 # ms, 4 at a time 31 us and 0.30 ms.
 FEWER_SEGMENTS: list[str] = [
     "INSERT INTO search_index (search_index, rank) VALUES ('automerge', 8)",
+]
+
+
+# Migration 7: staged documents are kept in the order they were staged (a
+# rowid table, no key on ``id``). Keyed by document id, the documents of one
+# group commit (each of another conversation, so of another id range) landed
+# on as many pages of the table, and each such page went to the WAL whole;
+# appended in order, they share the table's last page. Searches scan the
+# staged rows anyway; deleting one by id scans them too (4,096 rows at most,
+# about a millisecond, on an edit or recall). Measured through
+# ``tidings.im.messaging.send`` on 300,000 stored messages, five alternating
+# probes each, the index's overhead on sends: 10-18% against 21-25%.
+STAGED_IN_ORDER: list[str] = [
+    """CREATE TABLE search_staged (
+        id INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        facet TEXT,
+        body TEXT NOT NULL,
+        terms TEXT NOT NULL
+    )""",
+    "INSERT INTO search_staged SELECT id, created_at, facet, body, terms FROM search_pending"
+    " ORDER BY id",
+    "DROP TABLE search_pending",
+    "ALTER TABLE search_staged RENAME TO search_pending",
 ]
 
 
