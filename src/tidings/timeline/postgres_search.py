@@ -120,6 +120,11 @@ WALK_BATCH = 200
 # at most four times its previous window, and at most ``WALK_LARGEST_WINDOW``.
 WALK_MARGIN = 1.25
 WALK_LARGEST_WINDOW = 1024
+# When the index is expected to cost more than ``WALK_FIRST`` entries, the
+# first step reads up to this fraction of its cost (at most ``WALK_BUDGET``):
+# a larger step wastes more when it finds the phrase rare, a smaller one tells
+# its density less well.
+WALK_FIRST_SHARE = 4
 # What one more walk statement costs beyond its entries, in entries (a round
 # trip, planning the lateral joins: about 1.5 ms, as much as 1,000 entries).
 WALK_STEP_ENTRIES = 1_000
@@ -475,9 +480,7 @@ class _Walk:
             scopes = sorted(
                 (s for s in scopes if newest[s[0]] is not None), key=lambda s: -newest[s[0]]
             )
-        # A first step dearer than the index's quarter would waste too much
-        # when it finds the phrase rare; cheaper ones tell its density less well.
-        first = max(WALK_FIRST, min(self.gin_entries // 4, WALK_BUDGET))
+        first = max(WALK_FIRST, min(self.gin_entries // WALK_FIRST_SHARE, WALK_BUDGET))
         size = max(WALK_FIRST_WINDOW, -(-first // max(1, min(len(scopes), WALK_BATCH))))
         for start in range(0, len(scopes), WALK_BATCH):
             batch = scopes[start : start + WALK_BATCH]
