@@ -5,6 +5,7 @@ index would cost more, with the same hits as the index gives."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -50,21 +51,24 @@ def test_nothing_is_expected_without_statistics() -> None:
     assert postgres_search.LexemeStats().gin_entries(parse_query("的一的的")) == 0
 
 
-async def fill(store: Store, clock: FakeClock, texts: list[tuple[str, str]]) -> None:
-    for timeline_id, text in texts:
-        clock.advance(1)
-        await store.append(timeline_id, {"text": text})
+@pytest.fixture
+async def store(pg_database: Any, clock: FakeClock) -> AsyncIterator[Store]:
+    await pg_database.empty()
+    opened = await open_store(pg_database.url, search=CONFIG, clock=clock, purge_interval=None)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 async def test_lexeme_statistics_are_read_from_analyze_and_kept_a_while(
-    pg_database: Any, monkeypatch: pytest.MonkeyPatch
+    pg_database: Any, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await pg_database.empty()
-    clock = FakeClock()
-    store = await open_store(pg_database.url, search=CONFIG, clock=clock, purge_interval=None)
+    for n in range(400):
+        clock.advance(1)
+        await store.append("group:a", {"text": "的一的" if n % 4 else "梧桐"})
     conn = await asyncpg.connect(pg_database.url)
     try:
-        await fill(store, clock, [("group:a", "的一的" if n % 4 else "梧桐") for n in range(400)])
         await conn.execute("ANALYZE search_entries")
         reads: list[str] = []
 
@@ -85,54 +89,47 @@ async def test_lexeme_statistics_are_read_from_analyze_and_kept_a_while(
         assert len(reads) == 2 and known.rows == 0
     finally:
         await conn.close()
-        await store.close()
 
 
 async def test_a_rare_phrase_of_frequent_terms_is_walked_when_the_index_costs_more(
-    pg_database: Any, monkeypatch: pytest.MonkeyPatch
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four conversations where every entry holds the phrase's terms and one in
     nine the phrase: below the walk's density threshold, so with the index
     cheap it is read through the index, and with the index dear it is walked
     (never touching the index); every page is the same either way."""
-    await pg_database.empty()
-    clock = FakeClock()
-    store = await open_store(pg_database.url, search=CONFIG, clock=clock, purge_interval=None)
     scopes = [Scope(f"group:{n}") for n in range(4)]
-    try:
-        hits = []
-        for n in range(180):
-            clock.advance(1)
-            text = "的一的的" if n % 9 == 4 else "的一 一的 的的"
-            entry = await store.append(scopes[n * 5 % 4].timeline_id, {"text": text})
-            if text == "的一的的":
-                hits.append(f"{entry.timeline_id}#{entry.seq}")
-        monkeypatch.setattr(postgres_search, "WALK_FIRST", 40)
-        monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0.5)
-        read_index: list[bool] = []
-        real = postgres_search.fetch_custom_planned
+    hits = []
+    for n in range(180):
+        clock.advance(1)
+        text = "的一的的" if n % 9 == 4 else "的一 一的 的的"
+        entry = await store.append(scopes[n * 5 % 4].timeline_id, {"text": text})
+        if text == "的一的的":
+            hits.append(f"{entry.timeline_id}#{entry.seq}")
+    monkeypatch.setattr(postgres_search, "WALK_FIRST", 40)
+    monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0.5)
+    read_index: list[bool] = []
+    real = postgres_search.fetch_custom_planned
 
-        async def spy(conn: Any, sql: str, *args: Any) -> Any:
-            read_index.append(True)
-            return await real(conn, sql, *args)
+    async def spy(conn: Any, sql: str, *args: Any) -> Any:
+        read_index.append(True)
+        return await real(conn, sql, *args)
 
-        monkeypatch.setattr(postgres_search, "fetch_custom_planned", spy)
+    monkeypatch.setattr(postgres_search, "fetch_custom_planned", spy)
 
-        async def pages() -> list[str]:
-            seen: list[str] = []
-            cursor = None
-            while True:
-                page = await store.search("的一的的", scopes, limit=3, cursor=cursor)
-                seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
-                if page.cursor is None:
-                    return seen
-                cursor = page.cursor
+    async def pages() -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.search("的一的的", scopes, limit=3, cursor=cursor)
+            seen += [f"{hit.timeline_id}#{hit.seq}" for hit in page.hits]
+            if page.cursor is None:
+                return seen
+            cursor = page.cursor
 
-        cheap = await pages()
-        assert cheap == hits[::-1] and read_index
-        read_index.clear()
-        monkeypatch.setattr(postgres_search.LexemeStats, "gin_entries", lambda self, p: 10**6)
-        assert await pages() == cheap
-        assert not read_index
-    finally:
-        await store.close()
+    cheap = await pages()
+    assert cheap == hits[::-1] and read_index
+    read_index.clear()
+    monkeypatch.setattr(postgres_search.LexemeStats, "gin_entries", lambda self, p: 10**6)
+    assert await pages() == cheap
+    assert not read_index
