@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from timeline_harness import FakeClock
 
+from tidings.errors import Unavailable
 from tidings.timeline import Scope, SearchConfig, Store, open_store, postgres_search
 from tidings.timeline.search import parse_query
 
@@ -87,8 +88,22 @@ async def test_lexeme_statistics_are_read_from_analyze_and_kept_a_while(
         await conn.execute("ANALYZE search_entries")
         await known.refresh(fetch)
         assert len(reads) == 2 and known.rows == 0
+        assert known.gin_entries(parse_query("的一的")) == 0
     finally:
         await conn.close()
+
+
+async def test_a_failed_statistics_read_leaves_the_statistics_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    known = stats(1_000, {"的一": 0.5})
+
+    async def fetch(sql: str, *args: Any) -> Any:
+        raise Unavailable("the database is unavailable")
+
+    await known.refresh(fetch)
+    assert known.frequencies == {"的一": 0.5} and known.rows == 1_000
+    assert "lexeme statistics" in caplog.text
 
 
 async def test_a_rare_phrase_of_frequent_terms_is_walked_when_the_index_costs_more(

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tidings.timeline import Append, Scope, SearchConfig, Store, open_store, sqlite_schema
+from tidings.timeline import (
+    Append,
+    Scope,
+    SearchConfig,
+    Store,
+    open_store,
+    sqlite_schema,
+    sqlite_search,
+)
 from tidings.timeline import sqlite as sqlite_backend
 
 INBOXES = [f"inbox:user{n}" for n in range(100)]
@@ -116,3 +124,27 @@ async def test_staged_search_documents_survive_the_migration_to_staging_order(
     assert await count(db, "SELECT count(*) FROM schema_migrations WHERE version = 7") == 1
     key = "SELECT count(*) FROM pragma_table_info('search_pending') WHERE pk > 0"
     assert await count(db, key) == 0
+
+
+async def test_a_document_staged_twice_is_merged_once_with_its_last_version(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No write stages a document twice, and ``search_pending`` has no key to
+    refuse it: were it to happen, the merge keeps the last version rather than
+    failing (and every merge after it)."""
+    monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 3)
+    config = SearchConfig(kinds=("group",))
+    async with await open_store(f"sqlite:///{db}", search=config, purge_interval=None) as store:
+        await store.append("group:a", {"text": "梧桐"})
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO search_pending (id, created_at, facet, body, terms)"
+                " SELECT id, created_at, facet, '凤凰', '凤凰 凰' FROM search_pending"
+            )
+        conn.close()
+        for _ in range(2):
+            await store.append("group:b", {"text": "梧桐"})
+        assert await count(db, "SELECT count(*) FROM search_pending") == 0
+        assert await count(db, "SELECT count(*) FROM search_docs") == 3
+        assert len((await store.search("凤凰", [Scope("group:a")])).hits) == 1
+        assert (await store.search("梧桐", [Scope("group:a")])).hits == ()

@@ -21,6 +21,7 @@ entries and records (:meth:`Store.reindex`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from ..errors import TidingsError
 from .reindexing import Key, MetaStep, Rebuilt
 from .search import (
     Candidate,
@@ -44,6 +46,8 @@ from .search import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _NO_SEQ_LIMIT = 2**63 - 1
 
@@ -117,7 +121,8 @@ WALK_BATCH = 200
 # A scope's next window is sized from how fast it was written so far: enough
 # entries to reach back to the page's bar (or, before there is one, to where
 # the density found so far promises the missing matches), with this margin;
-# at most four times its previous window, and at most ``WALK_LARGEST_WINDOW``.
+# at most four times its previous window, and at most ``WALK_LARGEST_WINDOW``
+# (the first window is the first step's share, which may be more).
 WALK_MARGIN = 1.25
 WALK_LARGEST_WINDOW = 1024
 # When the index is expected to cost more than ``WALK_FIRST`` entries, the
@@ -372,16 +377,24 @@ class LexemeStats:
         self.read_at = -math.inf
 
     async def refresh(self, fetch: Fetch) -> None:
-        """Read the statistics again when they are older than ``LEXEME_STATS_TTL_S``."""
+        """Read the statistics again when they are older than
+        ``LEXEME_STATS_TTL_S``. A failed read is logged and leaves the
+        statistics as they were (the search goes on without it)."""
         now = time.monotonic()
         if now - self.read_at < LEXEME_STATS_TTL_S:
             return
         self.read_at = now  # concurrent searches use the statistics at hand meanwhile
-        rows = await fetch(LEXEME_STATS)
+        try:
+            rows = await fetch(LEXEME_STATS)
+        except TidingsError as exc:
+            log.warning("could not read the search index's lexeme statistics: %s", exc)
+            return
         if rows and rows[0][1] is not None:
             reltuples, lexemes, frequencies = rows[0]
             self.rows = max(0.0, reltuples)
             self.frequencies = dict(zip(lexemes, frequencies, strict=False))
+        else:  # never analysed (or the table was re-created)
+            self.rows, self.frequencies = 0.0, {}
 
     def gin_entries(self, phrases: Sequence[Phrase]) -> int:
         """What the GIN index is expected to spend on a query of several

@@ -124,7 +124,8 @@ FEWER_SEGMENTS: list[str] = [
 # on as many pages of the table, and each such page went to the WAL whole;
 # appended in order, they share the table's last page. Searches scan the
 # staged rows anyway; deleting one by id scans them too (4,096 rows at most,
-# about a millisecond, on an edit or recall). Measured through
+# about a millisecond, on an edit or recall, or per conversation purged), and
+# a rebuild batch reads them once (``_INTERVAL_STAGED``). Measured through
 # ``tidings.im.messaging.send`` on 300,000 stored messages, five alternating
 # probes each, the index's overhead on sends: 10-18% against 21-25%.
 STAGED_IN_ORDER: list[str] = [
@@ -313,15 +314,23 @@ class SQLiteSearch:
         return [(row[0], orjson.loads(row[1])) for row in rows]
 
 
+# The staged rows to merge: the last one staged of each id. No write stages an
+# id twice (seqs are not reused, an update unstages first), and the table has
+# no key to refuse it (migration 7); were one staged twice anyway, the merge
+# keeps its last version instead of failing, and with it every later merge.
+_TO_MERGE = (
+    "FROM search_pending WHERE rowid IN (SELECT max(rowid) FROM search_pending GROUP BY id)"
+    " ORDER BY id"
+)
+
+
 def _merge(conn: sqlite3.Connection) -> None:
     """Move every staged document into ``search_docs`` and the FTS5 index."""
     conn.execute(
-        "INSERT INTO search_docs (id, created_at, facet, body)"
-        " SELECT id, created_at, facet, body FROM search_pending ORDER BY id"
+        f"INSERT INTO search_docs (id, created_at, facet, body) SELECT id, created_at, facet, body"
+        f" {_TO_MERGE}"
     )
-    conn.execute(
-        "INSERT INTO search_index (rowid, terms) SELECT id, terms FROM search_pending ORDER BY id"
-    )
+    conn.execute(f"INSERT INTO search_index (rowid, terms) SELECT id, terms {_TO_MERGE}")
     conn.execute("DELETE FROM search_pending")
 
 
@@ -373,15 +382,21 @@ _INTERVAL = (
     + " ORDER BY 1, 2"
 )
 # The index rows (staged or not) of the interval: each indexed timeline of it
-# is one document id range.
-_INTERVAL_ROWS = """
-SELECT d.id, d.created_at, d.facet, d.body{terms} FROM search_timelines t JOIN {table} d
-    ON d.id BETWEEN (t.num << 32) + (CASE WHEN t.id = :t0 THEN :low ELSE 1 END)
+# is one document id range, read through ``search_docs``' key.
+_IN_INTERVAL = """d.id BETWEEN (t.num << 32) + (CASE WHEN t.id = :t0 THEN :low ELSE 1 END)
         AND (t.num << 32) + (CASE WHEN t.id = :t1 THEN :high ELSE :max END)
-WHERE t.id >= :t0 AND t.id <= :t1
+    AND t.id >= :t0 AND t.id <= :t1"""
+_INTERVAL_DOCS = f"""
+SELECT d.id, d.created_at, d.facet, d.body FROM search_timelines t JOIN search_docs d
+    ON {_IN_INTERVAL}
 """
-_INTERVAL_DOCS = _INTERVAL_ROWS.format(terms="", table="search_docs")
-_INTERVAL_STAGED = _INTERVAL_ROWS.format(terms=", d.terms", table="search_pending")
+# ``search_pending`` has no key on ``id``: it is read once, each row's timeline
+# looked up by number (``CROSS JOIN`` keeps that order), not once per timeline.
+_INTERVAL_STAGED = f"""
+SELECT d.id, d.created_at, d.facet, d.body, d.terms
+FROM search_pending d CROSS JOIN search_timelines t ON t.num = d.id >> 32
+WHERE {_IN_INTERVAL}
+"""
 # Timelines whose index rows are dropped per write transaction.
 DROP_TIMELINES = 100
 
