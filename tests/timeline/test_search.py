@@ -15,7 +15,7 @@ from tidings.timeline import (
     Scope,
     SearchConfig,
     Store,
-    postgres_search,
+    postgres_search_read,
     sqlite_search,
     sqlite_search_read,
 )
@@ -58,18 +58,18 @@ def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setattr(sqlite_search_read, "SPARSE_IN_SCOPE", 0)
         monkeypatch.setattr(sqlite_search_read, "WINDOW", 2)
         monkeypatch.setattr(sqlite_search_read, "TAIL_WINDOW", 1)
-        monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
-        monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
-        monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
-        monkeypatch.setattr(postgres_search, "WALK_LARGEST_WINDOW", 2)
-        monkeypatch.setattr(postgres_search, "WALK_BATCH", 1)
+        monkeypatch.setattr(postgres_search_read, "WALK_FIRST", 1)
+        monkeypatch.setattr(postgres_search_read, "WALK_FIRST_WINDOW", 1)
+        monkeypatch.setattr(postgres_search_read, "WALK_DENSITY", 0)
+        monkeypatch.setattr(postgres_search_read, "WALK_LARGEST_WINDOW", 2)
+        monkeypatch.setattr(postgres_search_read, "WALK_BATCH", 1)
     elif request.param == "mixed":
         monkeypatch.setattr(sqlite_search, "STAGED_DOCS", 3)
         monkeypatch.setattr(sqlite_search_read, "SPARSE_FIRST", 1)
-        monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
-        monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
-        monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
-        monkeypatch.setattr(postgres_search, "WALK_BUDGET", 2)
+        monkeypatch.setattr(postgres_search_read, "WALK_FIRST", 1)
+        monkeypatch.setattr(postgres_search_read, "WALK_FIRST_WINDOW", 1)
+        monkeypatch.setattr(postgres_search_read, "WALK_DENSITY", 0)
+        monkeypatch.setattr(postgres_search_read, "WALK_BUDGET", 2)
 
 
 @pytest.fixture
@@ -210,10 +210,10 @@ async def test_an_entry_written_with_an_earlier_clock_reading_is_found_in_its_pl
     but committed after it) is stamped with its predecessor's time, so the
     walk does not skip the hit before it."""
     # PostgreSQL: walk both scopes together, one or two entries at a time.
-    monkeypatch.setattr(postgres_search, "WALK_FIRST", 1)
-    monkeypatch.setattr(postgres_search, "WALK_FIRST_WINDOW", 1)
-    monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0)
-    monkeypatch.setattr(postgres_search, "WALK_LARGEST_WINDOW", 2)
+    monkeypatch.setattr(postgres_search_read, "WALK_FIRST", 1)
+    monkeypatch.setattr(postgres_search_read, "WALK_FIRST_WINDOW", 1)
+    monkeypatch.setattr(postgres_search_read, "WALK_DENSITY", 0)
+    monkeypatch.setattr(postgres_search_read, "WALK_LARGEST_WINDOW", 2)
     store = await store_factory(search=CONFIG)
     start = clock.now
 
@@ -395,7 +395,7 @@ async def test_postgres_rare_term_reads_are_planned_for_their_arguments(pg_datab
     conn = await asyncpg.connect(pg_database.url)
     try:
         show = "SELECT current_setting('plan_cache_mode')"
-        rows = await postgres_search.fetch_custom_planned(conn, show)
+        rows = await postgres_search_read.fetch_custom_planned(conn, show)
         assert rows[0][0] == "force_custom_plan"
         assert await conn.fetchval(show) == "auto"
     finally:

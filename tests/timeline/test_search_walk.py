@@ -13,14 +13,14 @@ import pytest
 from timeline_harness import FakeClock
 
 from tidings.errors import Unavailable
-from tidings.timeline import Scope, SearchConfig, Store, open_store, postgres_search
+from tidings.timeline import Scope, SearchConfig, Store, open_store, postgres_search_read
 from tidings.timeline.search import parse_query
 
 CONFIG = SearchConfig(kinds=("group",), fields=("text",))
 
 
-def stats(rows: float, frequencies: dict[str, float]) -> postgres_search.LexemeStats:
-    known = postgres_search.LexemeStats()
+def stats(rows: float, frequencies: dict[str, float]) -> postgres_search_read.LexemeStats:
+    known = postgres_search_read.LexemeStats()
     known.rows = rows
     known.frequencies = frequencies
     return known
@@ -44,12 +44,12 @@ def test_the_index_is_expected_to_read_the_postings_of_its_terms(
     query: str, postings: float
 ) -> None:
     estimate = stats(1_000_000, FREQUENT).gin_entries(parse_query(query))
-    expected = 1_000_000 * postings / postgres_search.GIN_POSTINGS_PER_ENTRY
+    expected = 1_000_000 * postings / postgres_search_read.GIN_POSTINGS_PER_ENTRY
     assert estimate == pytest.approx(expected, abs=1)
 
 
 def test_nothing_is_expected_without_statistics() -> None:
-    assert postgres_search.LexemeStats().gin_entries(parse_query("的一的的")) == 0
+    assert postgres_search_read.LexemeStats().gin_entries(parse_query("的一的的")) == 0
 
 
 @pytest.fixture
@@ -77,13 +77,13 @@ async def test_lexeme_statistics_are_read_from_analyze_and_kept_a_while(
             reads.append(sql)
             return await conn.fetch(sql, *args)
 
-        known = postgres_search.LexemeStats()
+        known = postgres_search_read.LexemeStats()
         await known.refresh(fetch)
         assert known.rows == 400
         assert known.frequencies["的一"] == pytest.approx(0.75, abs=0.01)
         await known.refresh(fetch)  # within LEXEME_STATS_TTL_S: not read again
         assert len(reads) == 1
-        monkeypatch.setattr(postgres_search, "LEXEME_STATS_TTL_S", 0.0)
+        monkeypatch.setattr(postgres_search_read, "LEXEME_STATS_TTL_S", 0.0)
         await conn.execute("DELETE FROM search_entries")
         await conn.execute("ANALYZE search_entries")
         await known.refresh(fetch)
@@ -121,16 +121,16 @@ async def test_a_rare_phrase_of_frequent_terms_is_walked_when_the_index_costs_mo
         entry = await store.append(scopes[n * 5 % 4].timeline_id, {"text": text})
         if text == "的一的的":
             hits.append(f"{entry.timeline_id}#{entry.seq}")
-    monkeypatch.setattr(postgres_search, "WALK_FIRST", 40)
-    monkeypatch.setattr(postgres_search, "WALK_DENSITY", 0.5)
+    monkeypatch.setattr(postgres_search_read, "WALK_FIRST", 40)
+    monkeypatch.setattr(postgres_search_read, "WALK_DENSITY", 0.5)
     read_index: list[bool] = []
-    real = postgres_search.fetch_custom_planned
+    real = postgres_search_read.fetch_custom_planned
 
     async def spy(conn: Any, sql: str, *args: Any) -> Any:
         read_index.append(True)
         return await real(conn, sql, *args)
 
-    monkeypatch.setattr(postgres_search, "fetch_custom_planned", spy)
+    monkeypatch.setattr(postgres_search_read, "fetch_custom_planned", spy)
 
     async def pages() -> list[str]:
         seen: list[str] = []
@@ -145,6 +145,6 @@ async def test_a_rare_phrase_of_frequent_terms_is_walked_when_the_index_costs_mo
     cheap = await pages()
     assert cheap == hits[::-1] and read_index
     read_index.clear()
-    monkeypatch.setattr(postgres_search.LexemeStats, "gin_entries", lambda self, p: 10**6)
+    monkeypatch.setattr(postgres_search_read.LexemeStats, "gin_entries", lambda self, p: 10**6)
     assert await pages() == cheap
     assert not read_index

@@ -42,6 +42,7 @@ import orjson
 from ..errors import InvalidInput, TidingsError, Unavailable
 from . import locks, reindexing
 from . import postgres_search as search_sql
+from . import postgres_search_read as search_read
 from .model import Batch, EncodedAppend, Entry, Message, Page, merged_record
 from .reindexing import Progress, ReindexCounts
 from .search import Candidate, Phrase, Scope, SearchConfig, index_key
@@ -206,7 +207,7 @@ class PostgresBackend:
         # Named locks hold a connection each: at most half of the pool.
         self._lock_slots = asyncio.Semaphore(max(1, max_connections // 2))
         self._queue: deque[_Job] = deque()
-        self._lexemes = search_sql.LexemeStats()
+        self._lexemes = search_read.LexemeStats()
         # Callers beyond this many writers queue their batches, and the next free
         # writer takes them together (see WRITER_SHARE).
         self._writers = asyncio.Semaphore(max(1, int(max_connections * WRITER_SHARE)))
@@ -527,10 +528,10 @@ class PostgresBackend:
     ) -> list[Candidate]:
         if self.search_config is None:
             return []
-        args = search_sql.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
+        args = search_read.search_arguments(phrases, scopes, after, before, facet, cursor, limit)
         fetch = functools.partial(self._read, "fetch")
         await self._lexemes.refresh(fetch)
-        return await search_sql.search(
+        return await search_read.search(
             fetch,
             self._read_custom_planned,
             args,
@@ -540,16 +541,16 @@ class PostgresBackend:
 
     async def _read_custom_planned(self, sql: str, *args: Any) -> Any:
         """``_read("fetch", …)`` planned for these arguments (see
-        ``postgres_search.fetch_custom_planned``)."""
-        return await self._reading(lambda conn: search_sql.fetch_custom_planned(conn, sql, *args))
+        ``postgres_search_read.fetch_custom_planned``)."""
+        return await self._reading(lambda conn: search_read.fetch_custom_planned(conn, sql, *args))
 
     async def search_meta(
         self, kind: str, query: str, limit: int
     ) -> list[tuple[str, dict[str, Any]]]:
-        args = search_sql.search_meta_arguments(kind, query, limit)
+        args = search_read.search_meta_arguments(kind, query, limit)
         if self.search_config is None or args is None:
             return []
-        rows = await self._read("fetch", search_sql.SEARCH_META, *args)
+        rows = await self._read("fetch", search_read.SEARCH_META, *args)
         return [(row[0], _json_object(row[1])) for row in rows]
 
     async def reindex(self, *, full: bool, progress: Progress | None) -> ReindexCounts:
