@@ -4,7 +4,10 @@ On a scratch store thrown away afterwards: store ``--messages`` chat messages
 (mixed Chinese and English, character frequencies skewed like real text) in
 ``--conversations`` conversations; then, for a user who may read
 ``--readable`` of them, time searches of one, two and four CJK characters and
-of English words (newest 20 hits); then time sends with the index on and off,
+of English words (newest 20 hits); then time ``--appends`` single indexed
+appends, 16 writers at once, for the tail a merge of the index's pending
+list adds (on PostgreSQL with that merge in the background and in the
+append that fills the list); then time sends with the index on and off,
 64 concurrent senders, and report their ratio, at two levels on the same
 store: the storage level (one history entry and two inbox copies per
 ``append_many``) and the product level (direct messages through
@@ -57,6 +60,10 @@ SEED_WRITERS = 4
 BACKLOG = 9_000
 # Send probes per setting (index on, index off), alternating.
 PROBE_ROUNDS = 3
+# The append-latency probe: this many writers append one indexed message at a
+# time each, so that the rare slow append (PostgreSQL merging its GIN pending
+# list inside it) shows in the tail.
+APPEND_WRITERS = 16
 # The product-level probe: direct conversations per registered user (each
 # conversation has two users, so a user is in about twice as many).
 IM_DMS_PER_USER = 5
@@ -77,6 +84,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"messages added before the second timing (default {BACKLOG:,})",
     )
     add("--sends", type=int, default=6_000, help="sends per send-throughput probe")
+    add("--appends", type=int, default=30_000, help="appends of the append-latency probe")
     add("--im-users", type=int, default=200, help="users of the IM-level send probe")
     add("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL server (default {DEFAULT_DSN})")
     add("--seed", type=int, default=1, help="seeds the workload")
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backlog < 0:
         print("tidings bench search: --backlog must not be negative")
         return 2
-    for name in ("messages", "conversations", "readable", "queries", "sends"):
+    for name in ("messages", "conversations", "readable", "queries", "sends", "appends"):
         if getattr(args, name) < 1:
             print(f"tidings bench search: --{name} must be at least 1")
             return 2
@@ -160,7 +168,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await store.close()
         if args.backend == "postgres":
             await _analyze(url)
-        store = await open_store(url, search=SEARCH, purge_interval=None)
+        # The backlog is left waiting: no merge of the pending list by this
+        # process (a server merges it in the background after 7,000 of its own
+        # messages; where several processes write, the list fills up).
+        store = await open_store(url, search=SEARCH, purge_interval=None, merge_pending_after=None)
         try:
             chosen = corpus.random.sample(range(args.conversations), args.readable)
             scopes = [Scope(f"group:g{n}") for n in chosen]
@@ -172,6 +183,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             backlog_latency = await _time_kinds(store, scopes, queries)
         finally:
             await store.close()
+        appends = await _append_latencies(args.backend, url, corpus, args)
         sends = await _send_ratio(url, corpus, args.conversations, args.sends)
         im_sends, dms = await _im_send_ratio(url, corpus, args.im_users, args.sends)
     return {
@@ -184,6 +196,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": latency,
         "backlog": args.backlog,
         "latency_ms_backlog": backlog_latency,
+        "appends": args.appends,
+        "append_latency_ms": appends,
         **_send_figures("", sends),
         "im_users": args.im_users,
         "im_dms": dms,
@@ -241,6 +255,61 @@ async def _analyze(url: str) -> None:
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
+
+
+async def _append_latencies(
+    backend: str, url: str, corpus: Corpus, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """The append-latency probe: on PostgreSQL with the GIN pending list merged
+    in the background (a server's default) and by the append that fills it;
+    on SQLite once (its staged documents are merged by the commit that fills
+    the staging table)."""
+    from ..timeline.postgres_search import MERGE_PENDING_AFTER
+
+    modes: dict[str, int | None] = {"default": MERGE_PENDING_AFTER}
+    if backend == "postgres":
+        modes = {"background_merge": MERGE_PENDING_AFTER, "merge_in_append": None}
+    return {
+        mode: await _append_latency(url, corpus, args.conversations, args.appends, merge)
+        for mode, merge in modes.items()
+    }
+
+
+async def _append_latency(
+    url: str, corpus: Corpus, conversations: int, count: int, merge: int | None
+) -> dict[str, float]:
+    """Milliseconds per single indexed append, ``APPEND_WRITERS`` at a time."""
+    from ..im.search import SEARCH
+    from ..timeline import Append, open_store
+
+    took: list[float] = []
+    store = await open_store(url, search=SEARCH, purge_interval=None, merge_pending_after=merge)
+    try:
+        pending = iter(range(count))
+
+        async def writer() -> None:
+            for _ in pending:
+                target = f"group:g{corpus.random.randrange(conversations)}"
+                message = {"kind": "text", "text": corpus.text(), "from": "u"}
+                started = time.perf_counter()
+                await store.append_many([Append(target, message)])
+                took.append((time.perf_counter() - started) * 1000)
+
+        await asyncio.gather(*(writer() for _ in range(APPEND_WRITERS)))
+    finally:
+        await store.close()
+    took.sort()
+
+    def at(share: float) -> float:
+        return round(took[min(len(took) - 1, int(len(took) * share))], 3)
+
+    return {
+        "p50": at(0.5),
+        "p99": at(0.99),
+        "p99_9": at(0.999),
+        "max": round(took[-1], 3),
+        "over_100ms": sum(1 for t in took if t > 100),
+    }
 
 
 def _queries(corpus: Corpus, samples: list[str], count: int) -> dict[str, list[str]]:
@@ -452,6 +521,15 @@ def describe(report: dict[str, Any]) -> str:
     lines += _latency_lines(report["latency_ms"])
     lines += ["", f"after {report['backlog']:,} more messages (not yet merged into the index):"]
     lines += _latency_lines(report["latency_ms_backlog"])
+    lines += [
+        "",
+        f"{report['appends']:,} single indexed appends, {APPEND_WRITERS} writers at once:",
+    ]
+    lines += [
+        f"  {mode}: p50 {f['p50']:.2f} ms, p99 {f['p99']:.2f}, p99.9 {f['p99_9']:.2f}, "
+        f"max {f['max']:.2f}; over 100 ms: {f['over_100ms']}"
+        for mode, f in report["append_latency_ms"].items()
+    ]
     lines += [
         "",
         f"storage sends/s (append_many, {SENDERS} senders, durable): "

@@ -196,11 +196,22 @@ class PostgresBackend:
         min_connections: int = MIN_CONNECTIONS,
         max_connections: int = MAX_CONNECTIONS,
         search: SearchConfig | None = None,
+        merge_pending_after: int | None = search_sql.MERGE_PENDING_AFTER,
     ) -> None:
         if max_connections < 2:
             raise InvalidInput("a PostgreSQL store needs at least 2 connections")
+        if merge_pending_after is not None and (
+            not isinstance(merge_pending_after, int) or merge_pending_after < 1
+        ):
+            raise InvalidInput("merge_pending_after must be a positive number of rows, or None")
         self.url = url
         self.search_config = search
+        # Index rows written since this process last merged the GIN index's
+        # pending list, and that merge while it runs (see MERGE_PENDING_AFTER;
+        # None: never, the list is merged by the append that fills it).
+        self.merge_pending_after = merge_pending_after
+        self._unmerged = 0
+        self._merging: asyncio.Task[None] | None = None
         self.min_connections = min_connections
         self.max_connections = max_connections
         self._pool: Any = None
@@ -235,6 +246,10 @@ class PostgresBackend:
             raise
 
     async def close(self) -> None:
+        if self._merging is not None:
+            self._merging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._merging
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -294,7 +309,30 @@ class PostgresBackend:
             else:  # it may still be written: its outcome is nobody's to read
                 job.future.add_done_callback(_discard_outcome)
             raise
-        return await job.future
+        batch = await job.future
+        if self.search_config is not None and not batch.replayed:
+            self._indexed(
+                sum(map(self.search_config.indexes, (e.timeline_id for e in batch.entries)))
+            )
+        return batch
+
+    def _indexed(self, rows: int) -> None:
+        """Count index rows written (at most: entries of indexed timelines);
+        past ``merge_pending_after``, merge the pending list in the background."""
+        self._unmerged += rows
+        limit = self.merge_pending_after
+        if limit is not None and self._unmerged >= limit and self._merging is None:
+            self._unmerged = 0
+            self._merging = asyncio.create_task(self._merge_pending())
+
+    async def _merge_pending(self) -> None:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(search_sql.MERGE_PENDING)
+        except TidingsError as exc:
+            log.warning("could not merge the search index's pending list: %s", exc)
+        finally:
+            self._merging = None
 
     def _take(self) -> list[_Job]:
         """The oldest queued jobs, up to ``MAX_ITEMS_PER_COMMIT`` items (at least one)."""

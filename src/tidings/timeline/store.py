@@ -579,7 +579,10 @@ async def open_store(url: str, **options: Any) -> Store:
     ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` (the embedded
     default) or ``postgresql://user@host:port/db``. ``options`` go to
     :class:`Store` (retention, max_message_bytes, clock, purge_interval), except
-    ``synchronous`` (SQLite: "FULL" or "NORMAL") and ``search`` (a
+    ``synchronous`` (SQLite: "FULL" or "NORMAL"), ``merge_pending_after``
+    (PostgreSQL: index rows after which a process merges the search index's
+    pending list in the background, None for never; see
+    ``postgres_search.MERGE_PENDING_AFTER``) and ``search`` (a
     :class:`SearchConfig`: what to index; nothing by default), which go to the backend.
     """
     backend: Backend
@@ -595,12 +598,14 @@ async def open_store(url: str, **options: Any) -> Store:
         if not path:
             raise InvalidInput("a sqlite URL names a file: sqlite:///path/to/file.db")
         synchronous = options.pop("synchronous", "FULL")
+        options.pop("merge_pending_after", None)
         backend = SQLiteBackend(path, synchronous=synchronous, search=search)
     elif url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresBackend
 
         options.pop("synchronous", None)
-        backend = PostgresBackend(url, search=search)
+        merging = {k: options.pop(k) for k in ("merge_pending_after",) if k in options}
+        backend = PostgresBackend(url, search=search, **merging)
     else:
         raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:/// or postgresql://")
     return await Store(backend, **options).open()
