@@ -46,15 +46,19 @@ async def send(store: Store, count: int) -> None:
         )
 
 
-async def test_the_pending_list_is_merged_after_enough_index_rows(pg_database: Any) -> None:
+async def test_the_pending_list_is_merged_at_the_first_index_row_and_after_enough_more(
+    pg_database: Any,
+) -> None:
     store = await opened(pg_database, merge_pending_after=3)
     try:
+        await send(store, 1)  # what earlier processes left is merged first
+        await merged(store)
         await send(store, 2)  # 2 index rows (inbox entries are not indexed)
         assert store.backend._merging is None  # type: ignore[attr-defined]
-        await send(store, 1)
+        await send(store, 1)  # the third
         await merged(store)
         assert await pages_waiting(pg_database) == 0
-        assert len((await store.search("梧桐", [Scope("group:g")])).hits) == 3
+        assert len((await store.search("梧桐", [Scope("group:g")])).hits) == 4
     finally:
         await store.close()
 

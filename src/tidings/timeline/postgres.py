@@ -208,9 +208,10 @@ class PostgresBackend:
         self.search_config = search
         # Index rows written since this process last merged the GIN index's
         # pending list, and that merge while it runs (see MERGE_PENDING_AFTER;
-        # None: never, the list is merged by the append that fills it).
+        # None: never, the list is merged by the append that fills it). The
+        # first indexed append merges what earlier processes left waiting.
         self.merge_pending_after = merge_pending_after
-        self._unmerged = 0
+        self._unmerged = merge_pending_after or 0
         self._merging: asyncio.Task[None] | None = None
         self.min_connections = min_connections
         self.max_connections = max_connections

@@ -83,9 +83,10 @@ PENDING_LIST_MIGRATION = [
 # the slowest append 37-41 ms against 169-186 ms, none over 100 ms against
 # 26-27, p99.9 14-15 ms against 29-32, p99 5.8-7.0 ms against 4.3-5.0 (the
 # merge runs beside the appends), the same appends per second. Merging every
-# 4,000 rows cost 7-11% of them. Each process counts its own rows: where
-# several write, the list may still fill first, and the append that fills it
-# merges it, as without this.
+# 4,000 rows cost 7-11% of them. Each process counts its own rows, and merges
+# at its first indexed append what earlier processes left: where several
+# write, the list may still fill first, and the append that fills it merges
+# it, as without this.
 MERGE_PENDING_AFTER = 7_000
 MERGE_PENDING = "SELECT gin_clean_pending_list('search_entries_terms'::regclass)"
 
