@@ -604,8 +604,10 @@ async def open_store(url: str, **options: Any) -> Store:
         from .postgres import PostgresBackend
 
         options.pop("synchronous", None)
-        merging = {k: options.pop(k) for k in ("merge_pending_after",) if k in options}
-        backend = PostgresBackend(url, search=search, **merging)
+        backend_options = {}
+        if "merge_pending_after" in options:
+            backend_options["merge_pending_after"] = options.pop("merge_pending_after")
+        backend = PostgresBackend(url, search=search, **backend_options)
     else:
         raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:/// or postgresql://")
     return await Store(backend, **options).open()
