@@ -264,26 +264,25 @@ async def _append_latencies(
     in the background (a server's default) and by the append that fills it;
     on SQLite once (its staged documents are merged by the commit that fills
     the staging table)."""
-    from ..timeline.postgres_search import MERGE_PENDING_AFTER
-
-    modes: dict[str, int | None] = {"default": MERGE_PENDING_AFTER}
+    modes: dict[str, dict[str, Any]] = {"default": {}}
     if backend == "postgres":
-        modes = {"background_merge": MERGE_PENDING_AFTER, "merge_in_append": None}
+        modes = {"background_merge": {}, "merge_in_append": {"merge_pending_after": None}}
     return {
-        mode: await _append_latency(url, corpus, args.conversations, args.appends, merge)
-        for mode, merge in modes.items()
+        mode: await _append_latency(url, corpus, args.conversations, args.appends, options)
+        for mode, options in modes.items()
     }
 
 
 async def _append_latency(
-    url: str, corpus: Corpus, conversations: int, count: int, merge: int | None
+    url: str, corpus: Corpus, conversations: int, count: int, options: dict[str, Any]
 ) -> dict[str, float]:
-    """Milliseconds per single indexed append, ``APPEND_WRITERS`` at a time."""
+    """Milliseconds per single indexed append, ``APPEND_WRITERS`` at a time, on
+    a store opened with ``options``."""
     from ..im.search import SEARCH
     from ..timeline import Append, open_store
 
     took: list[float] = []
-    store = await open_store(url, search=SEARCH, purge_interval=None, merge_pending_after=merge)
+    store = await open_store(url, search=SEARCH, purge_interval=None, **options)
     try:
         pending = iter(range(count))
 
